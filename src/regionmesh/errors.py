@@ -1,0 +1,120 @@
+"""The one exception tree of regionmesh.
+
+Every error the project raises on purpose is a :class:`RegionmeshError`. Foreign exceptions
+(etcd client, sqlite, nft, Neutron) are translated at the boundary module that meets them, with
+``raise ... from exc``. The tree::
+
+    RegionmeshError
+    ├── ConfigError                  bad configuration (option, value and rule are named)
+    ├── ValidationError              a resource failed decoding/validation (field errors inside)
+    │   └── DocumentError            a whole input document/file failed (several ValidationErrors)
+    ├── SelectorSyntaxError          (also a ValueError) an invalid selector, with its column
+    ├── DatastoreError               anything the datastore refuses or cannot do
+    │   ├── NotFound                 key/resource does not exist
+    │   ├── AlreadyExists            create-only-if-absent found a key
+    │   ├── RevisionConflict         CAS failed: the key's mod revision moved
+    │   ├── Compacted                a watch asked for a revision that is compacted away
+    │   └── DatastoreUnavailable     cannot reach / open the store (retryable)
+    └── DataplaneError               the kernel refused a transaction (nft/netlink)
+
+What each error means to a caller is in its docstring; this module does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RegionmeshError(Exception):
+    """Base of every error regionmesh raises on purpose."""
+
+
+class ConfigError(RegionmeshError):
+    """A configuration value is invalid; the message names the option, the value and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid field: ``path`` is a dotted/indexed path such as ``spec.ingress[0].protocol``."""
+
+    path: str
+    value: object
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path} = {self.value!r}: {self.reason}" if self.path else self.reason
+
+
+class ValidationError(RegionmeshError):
+    """A resource is invalid. ``fields`` lists each bad field; ``where`` names the resource."""
+
+    def __init__(self, fields: list[FieldError], where: str = "") -> None:
+        self.fields = list(fields)
+        self.where = where
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        head = f"{self.where}: " if self.where else ""
+        if len(self.fields) == 1:
+            return f"{head}error with field {self.fields[0]}"
+        lines = [f"{head}error with the following fields:"]
+        lines += [f"-  {f}" for f in self.fields]
+        return "\n".join(lines)
+
+
+class DocumentError(ValidationError):
+    """One or more input documents are invalid; ``errors`` holds one ValidationError each."""
+
+    def __init__(self, errors: list[ValidationError]) -> None:
+        self.errors = list(errors)
+        fields = [f for e in errors for f in e.fields]
+        RegionmeshError.__init__(self, "\n".join(str(e) for e in errors))
+        self.fields = fields
+        self.where = ""
+
+
+class SelectorSyntaxError(RegionmeshError, ValueError):
+    """A selector does not parse. ``column`` is the 0-based offset of the problem."""
+
+    def __init__(self, message: str, text: str, column: int) -> None:
+        self.reason = message
+        self.text = text
+        self.column = column
+        super().__init__(f"invalid selector {text!r} at column {column}: {message}")
+
+
+class DatastoreError(RegionmeshError):
+    """The datastore refused an operation or could not do it."""
+
+
+class NotFound(DatastoreError):
+    """The key or resource does not exist."""
+
+
+class AlreadyExists(DatastoreError):
+    """Create-only-if-absent found the key already present."""
+
+
+class RevisionConflict(DatastoreError):
+    """A compare-and-swap failed: the key is not at the expected mod revision."""
+
+
+class Compacted(DatastoreError):
+    """A watch started at a revision that has been compacted; the caller must re-list."""
+
+    def __init__(self, message: str, compact_revision: int = 0) -> None:
+        super().__init__(message)
+        self.compact_revision = compact_revision
+
+
+class DatastoreUnavailable(DatastoreError):
+    """The store cannot be reached or opened; callers may retry with backoff."""
+
+
+class DataplaneError(RegionmeshError):
+    """The kernel (nft, netlink) refused or failed a dataplane transaction."""
+
+
+class TranslationError(ValidationError):
+    """A Neutron object cannot be translated faithfully (e.g. an SG rule regionmesh does not
+    understand). Raised instead of writing anything wider; ``fields`` name the Neutron field."""
