@@ -1,0 +1,1 @@
+"""regionmesh.cli package (see docs/DESIGN.md)."""

@@ -1,0 +1,289 @@
+"""Typed access to v3 resources on top of a key-value :class:`~regionmesh.datastore.api.Datastore`.
+
+:class:`ResourceClient` is the one write path for resources (CLI, Neutron side, cloud files):
+it maps a resource to its Calico key, encodes it with :mod:`regionmesh.model.codec`, and turns
+the backend's create-if-absent / compare-on-mod-revision primitives into calicoctl's verbs
+(create, update, replace, apply, delete, get, list), with calicoctl's error messages. The
+resource's ``metadata.resourceVersion`` is always the key's mod revision.
+
+It leaves decoding/validation rules to :mod:`regionmesh.model` (it only calls them) and
+transport details to the backends.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from regionmesh.datastore import keys
+from regionmesh.datastore.api import Datastore, KeyValue
+from regionmesh.errors import (
+    AlreadyExists,
+    DatastoreError,
+    FieldError,
+    NotFound,
+    RevisionConflict,
+    ValidationError,
+)
+from regionmesh.model import KINDS, Resource, codec
+from regionmesh.model.kinds import KindInfo
+
+MAX_REPLACE_ATTEMPTS = 5
+DEFAULT_TIER = "default"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_metadata(resource: Resource, **changes: object) -> Resource:
+    """A copy of a (frozen) resource with some ``metadata`` fields changed."""
+    return resource.model_copy(update={"metadata": resource.metadata.model_copy(update=changes)})
+
+
+def describe(kind: str, name: str, namespace: str | None) -> str:
+    """calicoctl's way of naming a resource in messages: ``Kind(ns/name)`` or ``Kind(name)``."""
+    return f"{kind}({namespace}/{name})" if namespace else f"{kind}({name})"
+
+
+def does_not_exist(kind: str, name: str, namespace: str | None) -> NotFound:
+    """The NotFound error calicoctl prints for a missing resource."""
+    return NotFound(f"resource does not exist: {describe(kind, name, namespace)} with error: <nil>")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceList:
+    """A list result: the items and the store revision it was read at."""
+
+    kind: str
+    items: list[Resource]
+    revision: int
+
+
+class ResourceClient:
+    """calicoctl-like verbs over any Datastore backend (see module docstring)."""
+
+    def __init__(self, store: Datastore) -> None:
+        self.store = store
+
+    # -- keys -----------------------------------------------------------------------------
+    @staticmethod
+    def info(kind: str) -> KindInfo:
+        """The kind's registry entry (KeyError for an unknown kind)."""
+        return KINDS[kind]
+
+    def key_for(self, kind: str, name: str, namespace: str | None) -> str:
+        """The etcd key of a resource."""
+        info = self.info(kind)
+        return keys.resource_key(info.plural, name, namespace if info.namespaced else None)
+
+    def key_of(self, resource: Resource) -> str:
+        """The etcd key of a resource object."""
+        md = resource.metadata
+        return self.key_for(resource.kind, md.name, md.namespace)
+
+    # -- reads ----------------------------------------------------------------------------
+    def _decode(self, kv: KeyValue) -> Resource:
+        import json
+
+        try:
+            data = json.loads(kv.value)
+        except ValueError as exc:
+            raise DatastoreError(f"corrupt JSON at {kv.key}: {exc}") from exc
+        return codec.from_storage(data, resource_version=str(kv.mod_revision))
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Resource:
+        """Read one resource; NotFound if absent."""
+        kv = self.store.get(self.key_for(kind, name, namespace))
+        if kv is None:
+            raise does_not_exist(kind, name, namespace if self.info(kind).namespaced else None)
+        return self._decode(kv)
+
+    def find(self, kind: str, name: str, namespace: str | None = None) -> Resource | None:
+        """Read one resource, or None if absent."""
+        try:
+            return self.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+    def list(self, kind: str, namespace: str | None = None) -> ResourceList:
+        """List a kind; ``namespace=None`` lists every namespace of a namespaced kind."""
+        info = self.info(kind)
+        prefix = keys.resource_prefix(info.plural, namespace if info.namespaced else None)
+        result = self.store.list(prefix)
+        items = [self._decode(kv) for kv in result.items]
+        return ResourceList(kind, items, result.revision)
+
+    # -- writes ---------------------------------------------------------------------------
+    def _encode(self, resource: Resource) -> bytes:
+        import json
+
+        return json.dumps(
+            codec.to_storage(resource), separators=(",", ":"), sort_keys=True
+        ).encode()
+
+    def _check_tier(self, resource: Resource) -> None:
+        tier = getattr(getattr(resource, "spec", None), "tier", None)
+        if (
+            resource.kind in ("GlobalNetworkPolicy", "NetworkPolicy")
+            and tier
+            and tier != DEFAULT_TIER
+        ):
+            if self.find("Tier", tier) is None:
+                raise does_not_exist("Tier", tier, None)
+
+    def create(self, resource: Resource) -> Resource:
+        """Create only if absent; sets uid and creationTimestamp. AlreadyExists otherwise."""
+        md = resource.metadata
+        if md.resource_version:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "metadata.resourceVersion",
+                        md.resource_version,
+                        "field must not be set for a Create request",
+                    )
+                ],
+                describe(resource.kind, md.name, md.namespace),
+            )
+        self._check_tier(resource)
+        new = with_metadata(
+            resource,
+            uid=md.uid or str(uuid.uuid4()),
+            creation_timestamp=md.creation_timestamp or _now(),
+        )
+        try:
+            rev = self.store.create(self.key_of(new), self._encode(new))
+        except AlreadyExists as exc:
+            raise AlreadyExists(
+                f"resource already exists: {describe(new.kind, md.name, md.namespace)}"
+                " with error: <nil>"
+            ) from exc
+        return with_metadata(new, resource_version=str(rev))
+
+    def update(self, resource: Resource) -> Resource:
+        """CAS update at ``metadata.resourceVersion`` (required)."""
+        md = resource.metadata
+        where = describe(resource.kind, md.name, md.namespace)
+        if not md.resource_version:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "metadata.resourceVersion", "", "field must be set for an Update request"
+                    )
+                ],
+                where,
+            )
+        self._check_tier(resource)
+        try:
+            rev = self.store.update(
+                self.key_of(resource), self._encode(resource), revision=int(md.resource_version)
+            )
+        except NotFound as exc:
+            raise does_not_exist(resource.kind, md.name, md.namespace) from exc
+        except RevisionConflict as exc:
+            raise RevisionConflict(f"update conflict: {where}") from exc
+        return with_metadata(resource, resource_version=str(rev))
+
+    def replace(self, resource: Resource) -> Resource:
+        """calicoctl ``replace``: update an existing resource, keeping its identity metadata.
+
+        With a resourceVersion in the input it must equal the stored one; without, the stored
+        uid/creationTimestamp/resourceVersion are copied and the CAS is retried on conflict.
+        """
+        md = resource.metadata
+        where = describe(resource.kind, md.name, md.namespace)
+        for _ in range(MAX_REPLACE_ATTEMPTS):
+            current = self.get(resource.kind, md.name, md.namespace)
+            if md.resource_version and md.resource_version != current.metadata.resource_version:
+                raise RevisionConflict(
+                    f"resource version '{md.resource_version}' is out of date "
+                    f"(latest: {current.metadata.resource_version}): {where}"
+                )
+            new = with_metadata(
+                resource,
+                uid=current.metadata.uid,
+                creation_timestamp=current.metadata.creation_timestamp,
+                resource_version=current.metadata.resource_version,
+            )
+            try:
+                return self.update(new)
+            except RevisionConflict:
+                if md.resource_version:
+                    raise
+        raise RevisionConflict(f"update conflict: {where}")
+
+    def apply(self, resource: Resource) -> Resource:
+        """calicoctl ``apply``: create, or replace when it already exists."""
+        if not resource.metadata.resource_version:
+            try:
+                return self.create(resource)
+            except AlreadyExists:
+                pass
+        return self.replace(resource)
+
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, *, resource_version: str = ""
+    ) -> Resource:
+        """Delete (CAS when a resourceVersion is given); returns what was deleted."""
+        namespace = namespace if self.info(kind).namespaced else None
+        current = self.get(kind, name, namespace)
+        rev = int(resource_version) if resource_version else int(current.metadata.resource_version)
+        try:
+            self.store.delete(self.key_for(kind, name, namespace), revision=rev)
+        except NotFound as exc:
+            raise does_not_exist(kind, name, namespace) from exc
+        except RevisionConflict as exc:
+            raise RevisionConflict(f"update conflict: {describe(kind, name, namespace)}") from exc
+        return current
+
+    def restore(self, resource: Resource, previous: Resource | None) -> None:
+        """Undo one write made by this client: delete ``resource`` or put ``previous`` back.
+
+        Used by all-or-nothing batch writes; CAS at the revision we wrote, so a concurrent
+        writer's change is never clobbered (it raises RevisionConflict instead).
+        """
+        key = self.key_of(resource)
+        rev = int(resource.metadata.resource_version)
+        if previous is None:
+            self.store.delete(key, revision=rev)
+        else:
+            self.store.update(key, self._encode(previous), revision=rev)
+
+    def write_all(self, verb: str, resources: Iterable[Resource]) -> builtins.list[Resource]:
+        """Apply one verb (create|apply|replace) to several resources, all or nothing.
+
+        Preconditions are checked for every resource before the first write (create: none
+        exists; replace: all exist). If a write still fails (a concurrent writer), the writes
+        already made are undone in reverse order and the error is raised.
+        """
+        todo = list(resources)
+        previous: builtins.list[Resource | None] = []
+        for res in todo:
+            md = res.metadata
+            prev = self.find(res.kind, md.name, md.namespace)
+            if verb == "create" and prev is not None:
+                raise AlreadyExists(
+                    f"resource already exists: {describe(res.kind, md.name, md.namespace)}"
+                    " with error: <nil>"
+                )
+            if verb == "replace" and prev is None:
+                raise does_not_exist(res.kind, md.name, md.namespace)
+            self._check_tier(res)
+            previous.append(prev)
+        done: builtins.list[tuple[Resource, Resource | None]] = []
+        try:
+            for res, prev in zip(todo, previous, strict=True):
+                written = getattr(self, verb)(res)
+                done.append((written, prev))
+        except DatastoreError:
+            for written, prev in reversed(done):
+                try:
+                    self.restore(written, prev)
+                except DatastoreError:
+                    pass
+            raise
+        return [w for w, _ in done]
