@@ -15,7 +15,8 @@ Every error the project raises on purpose is a :class:`RegionmeshError`. Foreign
     │   ├── RevisionConflict         CAS failed: the key's mod revision moved
     │   ├── Compacted                a watch asked for a revision that is compacted away
     │   └── DatastoreUnavailable     cannot reach / open the store (retryable)
-    └── DataplaneError               the kernel refused a transaction (nft/netlink)
+    ├── DataplaneError               the kernel refused a transaction (nft/netlink)
+    └── DataplaneContractError       dataplane messages arrived out of the documented order
 
 What each error means to a caller is in its docstring; this module does no I/O.
 """
@@ -42,7 +43,7 @@ class FieldError:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path} = {self.value!r}: {self.reason}" if self.path else self.reason
+        return f"{self.path} = '{self.value}' ({self.reason})" if self.path else self.reason
 
 
 class ValidationError(RegionmeshError):
@@ -118,3 +119,10 @@ class DataplaneError(RegionmeshError):
 class TranslationError(ValidationError):
     """A Neutron object cannot be translated faithfully (e.g. an SG rule regionmesh does not
     understand). Raised instead of writing anything wider; ``fields`` name the Neutron field."""
+
+
+class DataplaneContractError(RegionmeshError):
+    """Dataplane messages broke the ordering contract (e.g. a policy removed while in use).
+
+    Raised by the dataplane's RecordingDataplane in tests; the real driver fails closed instead.
+    """

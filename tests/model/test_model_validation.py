@@ -259,7 +259,7 @@ def test_every_problem_is_reported_at_once() -> None:
             "spec.ingress[0].destination.ports[0]"} <= set(paths)  # fmt: skip
     text = str(info.value)
     assert text.startswith("f.yaml#1 GlobalNetworkPolicy(Bad): error with the following fields:")
-    assert "spec.ingress[0].destination.ports[0] = '0': port range invalid" in text
+    assert "spec.ingress[0].destination.ports[0] = '0' (port range invalid" in text
 
 
 def test_validate_does_not_require_defaults_except_namespace() -> None:
