@@ -51,10 +51,16 @@ class Prepared:
         return f"{self.source}, document {self.index} ({what})"
 
 
+KNP_PREFIX = "knp.default."
+KNP_MESSAGE = "kubernetes network policies must be managed through the kubernetes API"
+
+
 def _namespace_errors(
     res: Resource, info: KindInfo, namespace_flag: str | None
 ) -> list[FieldError]:
     md = res.metadata
+    if info.kind == "NetworkPolicy" and md.name.startswith(KNP_PREFIX):
+        return [FieldError("metadata.name", md.name, KNP_MESSAGE)]
     if info.namespaced:
         if namespace_flag and md.namespace and md.namespace != namespace_flag:
             return [
@@ -207,6 +213,8 @@ def run_delete(
             fail("delete needs -f FILE or KIND NAME [NAME...]")
         info = resolve_kind(args[0])
         ns = _ns_for(info, namespace)
+        if info.kind == "NetworkPolicy" and any(n.startswith(KNP_PREFIX) for n in args[1:]):
+            fail(KNP_MESSAGE)
         targets = [(info.kind, name, ns, "") for name in args[1:]]
     client = cli.client()
     errors: list[str] = []
