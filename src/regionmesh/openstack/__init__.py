@@ -1,0 +1,1 @@
+"""regionmesh.openstack package (see docs/DESIGN.md)."""

@@ -1,0 +1,137 @@
+"""The ``[calico]`` options of neutron.conf that regionmesh's Neutron driver reads.
+
+Option names are networking-calico's (``openstack_region``, ``etcd_host``, ``etcd_port``,
+``etcd_ca_cert_file``, ``etcd_cert_file``, ``etcd_key_file``, ``etcd_username``,
+``etcd_password``), so an existing neutron.conf works unchanged, plus regionmesh's own
+``datastore = URL`` which, when set, wins over the ``etcd_*`` options. This module registers
+the options with oslo.config, reads them into a plain :class:`CalicoOptions` (validating the
+region with :func:`regionmesh.model.regions.validate_region`, so a bad value stops the driver
+with a :class:`~regionmesh.errors.ConfigError` naming option, value and rule) and turns them
+into a datastore URL with the pure :func:`datastore_url`. Opening the datastore is
+:mod:`regionmesh.datastore`'s business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from oslo_config import cfg
+
+from regionmesh.errors import ConfigError
+from regionmesh.model.regions import validate_region
+
+GROUP = "calico"
+
+OPTIONS = [
+    cfg.StrOpt(
+        "openstack_region",
+        help="When in a multi-region OpenStack deployment, a unique name for the region that "
+        "this node (controller or compute) belongs to. Every region sharing one datastore "
+        "must set it: a DNS-1123 label of at most 46 characters.",
+    ),
+    cfg.StrOpt(
+        "datastore",
+        help="regionmesh: the datastore URL (etcd://host:port[,host:port], etcds://..., "
+        "sqlite:///path). When set, the etcd_* options are ignored.",
+    ),
+    cfg.HostAddressOpt("etcd_host", default="127.0.0.1", help="The hostname or IP of etcd."),
+    cfg.PortOpt("etcd_port", default=2379, help="The port to use for the etcd node."),
+    cfg.StrOpt("etcd_ca_cert_file", help="Path to the CA certificate of the etcd server."),
+    cfg.StrOpt("etcd_cert_file", help="Path to the client certificate for etcd."),
+    cfg.StrOpt("etcd_key_file", help="Path to the client key for etcd."),
+    cfg.StrOpt("etcd_username", help="Username for etcd authentication."),
+    cfg.StrOpt("etcd_password", secret=True, help="Password for etcd authentication."),
+    cfg.IntOpt(
+        "felix_status_interval",
+        default=5,
+        min=1,
+        help="regionmesh: seconds between reads of the agents' heartbeats for this region.",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CalicoOptions:
+    """The ``[calico]`` options as plain values (region already validated)."""
+
+    openstack_region: str | None = None
+    datastore: str | None = None
+    etcd_host: str = "127.0.0.1"
+    etcd_port: int = 2379
+    etcd_ca_cert_file: str | None = None
+    etcd_cert_file: str | None = None
+    etcd_key_file: str | None = None
+    etcd_username: str | None = None
+    etcd_password: str | None = None
+    felix_status_interval: int = 5
+
+
+def register_options(conf: Any = None) -> Any:
+    """Register the options under ``[calico]`` (idempotent); returns the ConfigOpts used."""
+    conf = cfg.CONF if conf is None else conf
+    for opt in OPTIONS:
+        try:
+            conf.register_opt(opt, group=GROUP)
+        except cfg.DuplicateOptError:
+            pass  # registered by another module with a different definition; keep theirs
+    return conf
+
+
+def load_options(conf: Any = None) -> CalicoOptions:
+    """Read ``[calico]`` from ``conf`` (default ``cfg.CONF``); ConfigError on a bad region."""
+    conf = register_options(conf)
+    group = conf[GROUP]
+    region = validate_region(group.openstack_region, option=f"[{GROUP}] openstack_region")
+    return CalicoOptions(
+        openstack_region=region,
+        datastore=group.datastore or None,
+        etcd_host=group.etcd_host,
+        etcd_port=int(group.etcd_port),
+        etcd_ca_cert_file=group.etcd_ca_cert_file or None,
+        etcd_cert_file=group.etcd_cert_file or None,
+        etcd_key_file=group.etcd_key_file or None,
+        etcd_username=group.etcd_username or None,
+        etcd_password=group.etcd_password or None,
+        felix_status_interval=int(group.felix_status_interval),
+    )
+
+
+def datastore_url(opts: CalicoOptions) -> str:
+    """The datastore URL the options describe (pure).
+
+    ``datastore`` wins when set. Otherwise ``etcd://host:port``, or ``etcds://`` when any of
+    the TLS files is set (networking-calico's rule), with ``?ca=&cert=&key=`` for the files
+    and ``user:password@`` for etcd authentication.
+    """
+    if opts.datastore:
+        return opts.datastore
+    if not opts.etcd_host:
+        raise ConfigError(f"invalid value {opts.etcd_host!r} for [{GROUP}] etcd_host: empty")
+    tls = {
+        name: value
+        for name, value in (
+            ("ca", opts.etcd_ca_cert_file),
+            ("cert", opts.etcd_cert_file),
+            ("key", opts.etcd_key_file),
+        )
+        if value
+    }
+    if bool(opts.etcd_cert_file) != bool(opts.etcd_key_file):
+        raise ConfigError(
+            f"[{GROUP}] etcd_cert_file and etcd_key_file must be set together "
+            f"(etcd_cert_file={opts.etcd_cert_file!r}, etcd_key_file={opts.etcd_key_file!r})"
+        )
+    if opts.etcd_password and not opts.etcd_username:
+        raise ConfigError(f"[{GROUP}] etcd_password is set but etcd_username is not")
+    auth = ""
+    if opts.etcd_username:
+        auth = quote(opts.etcd_username, safe="")
+        if opts.etcd_password:
+            auth += ":" + quote(opts.etcd_password, safe="")
+        auth += "@"
+    host = f"[{opts.etcd_host}]" if ":" in opts.etcd_host else opts.etcd_host
+    scheme = "etcds" if tls else "etcd"
+    query = f"?{urlencode(tls)}" if tls else ""
+    return f"{scheme}://{auth}{host}:{opts.etcd_port}{query}"

@@ -1,0 +1,175 @@
+"""Read Neutron's database into :mod:`regionmesh.openstack.translate`'s input dataclasses.
+
+The only place besides :mod:`regionmesh.openstack.mech_driver` that imports Neutron. Every
+function takes the ML2 core plugin and a Neutron context, re-reads what it needs (ports are
+re-read rather than trusted from the hook's dict, as networking-calico does) and returns
+plain frozen dataclasses. Translating, writing and deciding belong to the callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from neutron.db.models import l3 as l3_models
+from neutron_lib import exceptions as n_exc
+from neutron_lib.db import api as db_api
+
+from regionmesh.openstack.translate import (
+    FixedIP,
+    FloatingIP,
+    HostRoute,
+    NeutronPort,
+    NeutronRule,
+    NeutronSecurityGroup,
+    NeutronSubnet,
+    SecurityGroupRef,
+)
+
+
+def port_from_dict(
+    port: Mapping[str, Any],
+    *,
+    gateways: Mapping[str, str | None],
+    sg_names: Mapping[str, str],
+    floating_ips: Iterable[FloatingIP] = (),
+    network_name: str | None = None,
+) -> NeutronPort:
+    """Build a :class:`NeutronPort` from an API-shaped port dict plus the looked-up extras."""
+    profile = port.get("binding:profile") or {}
+    dns = port.get("dns_assignment") or []
+    return NeutronPort(
+        id=port["id"],
+        network_id=port["network_id"],
+        device_id=port.get("device_id") or "",
+        device_owner=port.get("device_owner") or "",
+        mac_address=port.get("mac_address") or "",
+        host_id=port.get("binding:host_id") or "",
+        vif_type=port.get("binding:vif_type") or "unbound",
+        fixed_ips=tuple(
+            FixedIP(ip["ip_address"], ip["subnet_id"], gateways.get(ip["subnet_id"]))
+            for ip in port.get("fixed_ips") or ()
+        ),
+        allowed_address_pairs=tuple(
+            str(aap["ip_address"]) for aap in port.get("allowed_address_pairs") or ()
+        ),
+        security_groups=tuple(
+            SecurityGroupRef(sg_id, sg_names.get(sg_id, ""))
+            for sg_id in port.get("security_groups") or ()
+        ),
+        floating_ips=tuple(floating_ips),
+        project_id=port.get("project_id") or port.get("tenant_id"),
+        project=None,  # Keystone project names: a later phase
+        network_name=network_name,
+        dns_fqdn=(dns[0].get("fqdn") or None) if dns else None,
+        migrating_to=profile.get("migrating_to") if isinstance(profile, Mapping) else None,
+    )
+
+
+def read_port(plugin: Any, context: Any, port_id: str) -> NeutronPort | None:
+    """Re-read a port with its gateways, SG names, floating IPs and network name."""
+    try:
+        port = plugin.get_port(context, port_id)
+    except n_exc.PortNotFound:
+        return None
+    subnet_ids = sorted({ip["subnet_id"] for ip in port.get("fixed_ips") or ()})
+    gateways: dict[str, str | None] = {}
+    if subnet_ids:
+        for subnet in plugin.get_subnets(
+            context, filters={"id": subnet_ids}, fields=["id", "gateway_ip"]
+        ):
+            gateways[subnet["id"]] = subnet.get("gateway_ip")
+    sg_ids = list(port.get("security_groups") or ())
+    sg_names: dict[str, str] = {}
+    if sg_ids:
+        for sg in plugin.get_security_groups(
+            context, filters={"id": sg_ids}, fields=["id", "name"], default_sg=True
+        ):
+            sg_names[sg["id"]] = sg.get("name") or ""
+    with db_api.CONTEXT_READER.using(context):
+        fips = [
+            FloatingIP(str(row.fixed_ip_address), str(row.floating_ip_address))
+            for row in context.session.query(l3_models.FloatingIP).filter_by(fixed_port_id=port_id)
+            if row.fixed_ip_address
+        ]
+    network_name: str | None = None
+    try:
+        network_name = plugin.get_network(context, port["network_id"], fields=["name"]).get("name")
+    except n_exc.NetworkNotFound:
+        network_name = None
+    return port_from_dict(
+        port,
+        gateways=gateways,
+        sg_names=sg_names,
+        floating_ips=fips,
+        network_name=network_name,
+    )
+
+
+def rule_from_dict(rule: Mapping[str, Any]) -> NeutronRule:
+    """A :class:`NeutronRule` from Neutron's rule dict."""
+    prefix = rule.get("remote_ip_prefix")
+    return NeutronRule(
+        id=rule.get("id") or "",
+        security_group_id=rule["security_group_id"],
+        direction=rule["direction"],
+        ethertype=rule.get("ethertype") or "IPv4",
+        protocol=rule.get("protocol"),
+        port_range_min=rule.get("port_range_min"),
+        port_range_max=rule.get("port_range_max"),
+        remote_ip_prefix=None if prefix is None else str(prefix),
+        remote_group_id=rule.get("remote_group_id"),
+        remote_address_group_id=rule.get("remote_address_group_id"),
+    )
+
+
+def read_security_group(
+    plugin: Any, context: Any, sg_id: str
+) -> tuple[NeutronSecurityGroup, dict[str, list[str]]] | None:
+    """A security group with its rules and the addresses of every address group they name."""
+    try:
+        sg = plugin.get_security_group(context, sg_id)
+    except n_exc.NotFound:
+        return None
+    rules = plugin.get_security_group_rules(context, filters={"security_group_id": [sg_id]})
+    rules = sorted(rules, key=lambda r: r.get("id") or "")
+    group = NeutronSecurityGroup(
+        id=sg["id"], name=sg.get("name") or "", rules=tuple(rule_from_dict(r) for r in rules)
+    )
+    return group, read_address_groups(plugin, context, group.rules)
+
+
+def read_address_groups(
+    plugin: Any, context: Any, rules: Iterable[NeutronRule]
+) -> dict[str, list[str]]:
+    """``{address_group_id: [cidr, ...]}`` for the address groups ``rules`` reference.
+
+    A group that cannot be read is left out, so translating its rule fails (closed).
+    """
+    groups: dict[str, list[str]] = {}
+    for ag_id in sorted({r.remote_address_group_id for r in rules if r.remote_address_group_id}):
+        try:
+            ag = plugin.get_address_group(context, ag_id)
+        except (n_exc.NotFound, AttributeError):
+            continue
+        groups[ag_id] = [str(a) for a in ag.get("addresses") or ()]
+    return groups
+
+
+def subnet_from_dict(subnet: Mapping[str, Any]) -> NeutronSubnet:
+    """A :class:`NeutronSubnet` from Neutron's subnet dict."""
+    return NeutronSubnet(
+        id=subnet["id"],
+        network_id=subnet["network_id"],
+        cidr=str(subnet["cidr"]),
+        gateway_ip=subnet.get("gateway_ip"),
+        enable_dhcp=bool(subnet.get("enable_dhcp", True)),
+        host_routes=tuple(
+            HostRoute(str(r["destination"]), str(r["nexthop"]))
+            for r in subnet.get("host_routes") or ()
+        ),
+        dns_nameservers=tuple(str(d) for d in subnet.get("dns_nameservers") or ()),
+        ipv6_ra_mode=subnet.get("ipv6_ra_mode"),
+        ipv6_address_mode=subnet.get("ipv6_address_mode"),
+        name=subnet.get("name") or "",
+    )
