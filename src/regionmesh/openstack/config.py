@@ -135,3 +135,75 @@ def datastore_url(opts: CalicoOptions) -> str:
     scheme = "etcds" if tls else "etcd"
     query = f"?{urlencode(tls)}" if tls else ""
     return f"{scheme}://{auth}{host}:{opts.etcd_port}{query}"
+
+
+def read_config_files(paths: list[str]) -> Any:
+    """Parse neutron.conf-style files into a fresh ConfigOpts with ``[calico]`` registered.
+
+    ``[DEFAULT] host`` is registered too (as Neutron does). Raises ConfigError naming the file
+    when it is missing or malformed. The region is NOT validated here, so callers that only
+    inspect a file (``regionmesh doctor config``) can report an invalid one.
+    """
+    import os
+
+    for path in paths:
+        if not os.path.exists(path):
+            raise ConfigError(f"config file {path} does not exist")
+    conf = cfg.ConfigOpts()
+    register_options(conf)
+    try:
+        conf.register_opt(cfg.StrOpt("host", default=None))
+    except cfg.DuplicateOptError:
+        pass
+    try:
+        conf(args=[], project="neutron", default_config_files=paths, default_config_dirs=[])
+    except cfg.Error as exc:
+        raise ConfigError(f"cannot read {', '.join(paths)}: {exc}") from exc
+    return conf
+
+
+def raw_region(conf: Any) -> str | None:
+    """The ``[calico] openstack_region`` value as written (not validated), or None."""
+    value = register_options(conf)[GROUP].openstack_region
+    return str(value) if value else None
+
+
+# ---------------------------------------------------------------------------- compute nodes
+# Added for the DHCP agent (``regionmesh dhcp-agent``, :mod:`regionmesh.openstack.dhcp_agent`):
+# read neutron.conf files the way a compute node's agent does, without touching ``cfg.CONF``.
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeNodeConfig:
+    """What a compute-node agent reads from neutron.conf.
+
+    ``host`` is ``[DEFAULT] host`` (None when unset: use the system host name);
+    ``datastore_configured`` is True when ``[calico] datastore`` or any ``etcd_*`` option was
+    set in a file (rather than left at its default).
+    """
+
+    calico: CalicoOptions
+    host: str | None
+    datastore_configured: bool
+
+
+def load_config_files(paths: list[str]) -> ComputeNodeConfig:
+    """Parse neutron.conf-style ``paths`` (later files win, via :func:`read_config_files`) into
+    a :class:`ComputeNodeConfig`. A missing or unparsable file, a bad value or a bad region
+    raises ConfigError naming the option, value and rule.
+    """
+    conf = read_config_files(paths)
+    try:
+        calico = load_options(conf)
+        host = conf.host or None
+        group = conf[GROUP]
+        configured = any(
+            group[opt.dest] != opt.default
+            for opt in OPTIONS
+            if opt.dest == "datastore" or opt.dest.startswith("etcd_")
+        )
+    except cfg.Error as exc:
+        raise ConfigError(f"cannot read {', '.join(paths)}: {exc}") from exc
+    except ValueError as exc:  # oslo's ConfigFileValueError (e.g. etcd_port = abc)
+        raise ConfigError(f"invalid value in {', '.join(paths)}: {exc}") from exc
+    return ComputeNodeConfig(calico=calico, host=host, datastore_configured=configured)
