@@ -13,7 +13,11 @@ import click
 
 from regionmesh import __version__
 from regionmesh.cli import resources
+from regionmesh.cli.agent_cmd import agent_cmd
 from regionmesh.cli.context import CliContext, datastore_options
+from regionmesh.cli.dhcp_cmd import dhcp_agent_cmd
+from regionmesh.cli.doctor import doctor_cmd
+from regionmesh.cli.openstack_cmds import cloud_group, resync_cmd
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -196,6 +200,12 @@ def calicoctl_cli(ctx: click.Context) -> None:
 for _cmd in RESOURCE_COMMANDS:
     regionmesh_cli.add_command(_cmd)
     calicoctl_cli.add_command(_cmd)
+
+regionmesh_cli.add_command(agent_cmd)
+regionmesh_cli.add_command(resync_cmd)
+regionmesh_cli.add_command(cloud_group)
+regionmesh_cli.add_command(doctor_cmd)
+regionmesh_cli.add_command(dhcp_agent_cmd)
 
 
 def main() -> None:
