@@ -1,0 +1,1 @@
+"""regionmesh.agent package (see docs/DESIGN.md)."""
