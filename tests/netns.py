@@ -253,3 +253,86 @@ def wait_until(predicate: object, timeout: float = 5.0, interval: float = 0.05) 
             return True
         time.sleep(interval)
     return False
+
+
+# ------------------------------------------------------------------ added for tests/dhcp ----
+# (by the DHCP-agent helper: VMs without an address, and root-loopback forwarding)
+
+_FORWARDER = r"""
+import ctypes, os, socket, sys, threading
+CLONE_NEWNET = 0x40000000
+libc = ctypes.CDLL(None, use_errno=True)
+ns_path, port = sys.argv[1], int(sys.argv[2])
+root = os.open("/proc/self/ns/net", os.O_RDONLY)
+target = os.open(ns_path, os.O_RDONLY)
+if libc.setns(target, CLONE_NEWNET) != 0:
+    raise OSError(ctypes.get_errno(), "setns into " + ns_path)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(64)
+if libc.setns(root, CLONE_NEWNET) != 0:
+    raise OSError(ctypes.get_errno(), "setns back")
+print("ready", flush=True)
+
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+def handle(c):
+    try:
+        u = socket.create_connection(("127.0.0.1", port), timeout=5)
+        u.settimeout(None)
+    except OSError:
+        c.close()
+        return
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    pipe(u, c)
+    c.close()
+    u.close()
+
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"""
+
+
+def add_bare_vm(topo: Topology, host: Netns, tag: str, iface: str, *, mac: str) -> Netns:
+    """A VM namespace plugged into ``host`` through veth ``iface`` whose ``eth0`` (MAC ``mac``)
+    has NO address and no route — what a VM looks like before DHCP."""
+    assert len(iface) <= 15, iface
+    vm = topo.netns(tag)
+    peer = ["peer", "name", "eth0", "address", mac, "netns", vm.name]
+    host.ip("link", "add", iface, "type", "veth", *peer)
+    host.ip("link", "set", iface, "up")
+    vm.ip("link", "set", "eth0", "up")
+    return vm
+
+
+def forward_loopback_port(topo: Topology, ns: Netns, port: int, ttl: float = 300.0) -> None:
+    """Make the root namespace's ``127.0.0.1:port`` reachable as ``127.0.0.1:port`` inside
+    ``ns`` (a TCP relay process whose listening socket lives in ``ns``; killed by
+    ``topo.close()``). For agents in a namespace talking to a root-side test etcd."""
+    netns_path = f"/run/netns/{ns.name}"
+    cmd = ["timeout", str(int(ttl)), sys.executable, "-c", _FORWARDER, netns_path, str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    topo.processes.append(proc)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(
+            f"forwarder into {ns.name}:{port} did not start: "
+            f"{proc.stderr.read() if proc.stderr else ''}"
+        )
