@@ -13,8 +13,10 @@ transport details to the backends.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import gc
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -52,6 +54,23 @@ def describe(kind: str, name: str, namespace: str | None) -> str:
 def does_not_exist(kind: str, name: str, namespace: str | None) -> NotFound:
     """The NotFound error calicoctl prints for a missing resource."""
     return NotFound(f"resource does not exist: {describe(kind, name, namespace)} with error: <nil>")
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many objects are built at once.
+
+    Decoding 100k resources allocates millions of container objects; each allocation burst
+    triggers a full-generation scan of everything already decoded, which made a 100k list four
+    times slower. Nothing decoded here forms reference cycles that need collecting.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +132,9 @@ class ResourceClient:
         """List a kind; ``namespace=None`` lists every namespace of a namespaced kind."""
         info = self.info(kind)
         prefix = keys.resource_prefix(info.plural, namespace if info.namespaced else None)
-        result = self.store.list(prefix)
-        items = [self._decode(kv) for kv in result.items]
+        result = self.store.list(prefix, page_size=10_000)
+        with _gc_paused():
+            items = [self._decode(kv) for kv in result.items]
         return ResourceList(kind, items, result.revision)
 
     # -- writes ---------------------------------------------------------------------------
