@@ -58,10 +58,18 @@ def test_no_policy_no_profile_is_deny() -> None:
 
 
 def test_no_policy_falls_to_profiles() -> None:
-    b = wep("b", ["10.0.0.2"], {"app": "db"}, profiles=["missing", "allow-all"])
+    b = wep("b", ["10.0.0.2"], {"app": "db"}, profiles=["allow-all"])
     v = verdict([profile("allow-all", ingress=[ALLOW], egress=[ALLOW])], endpoint=b)
     assert v.allowed
-    assert kinds(v) == ["tier-skipped", "profile-missing", "rule"]
+    assert kinds(v) == ["tier-skipped", "rule"]
+
+
+def test_missing_profile_fails_closed_like_felix() -> None:
+    # Felix renders a missing profile as drop-all rules, so a later profile never allows.
+    b = wep("b", ["10.0.0.2"], {"app": "db"}, profiles=["missing", "allow-all"])
+    v = verdict([profile("allow-all", ingress=[ALLOW], egress=[ALLOW])], endpoint=b)
+    assert not v.allowed
+    assert kinds(v) == ["tier-skipped", "profile-missing"]
 
 
 def test_implicit_deny_at_end_of_tier_per_direction() -> None:

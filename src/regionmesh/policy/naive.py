@@ -280,7 +280,7 @@ def naive_evaluate_endpoint(
         prof = profiles.get(name)
         if prof is None:
             trace.append(steps.profile_missing(name))
-            continue
+            return DirectionVerdict(ident, direction, "Deny", tuple(trace))
         rules = prof.spec.ingress if direction is Direction.INGRESS else prof.spec.egress
         left = False
         for index, rule in enumerate(rules):

@@ -171,7 +171,7 @@ class steps:  # noqa: N801 - a namespace of constructors
     def profile_missing(name: str) -> TraceStep:
         return TraceStep(
             StepKind.PROFILE_MISSING,
-            f"profile {name} does not exist",
+            f"profile {name} does not exist: its traffic is dropped (fail closed)",
             policy=PolicyId("Profile", "", name),
         )
 

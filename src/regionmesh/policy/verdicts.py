@@ -75,8 +75,9 @@ def evaluate_endpoint(
     for name in profile_names:
         prof = snapshot.profile_record(name)
         if prof is None:
+            # Felix replaces a missing profile with drop-all rules (fail closed).
             trace.append(steps.profile_missing(name))
-            continue
+            return done("Deny")
         rules = prof.rules(direction)
         left = False
         for index, rule in enumerate(rules):
