@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from regionmesh import __version__
-from regionmesh.cli import resources
+from regionmesh.cli import explain_cmds, resources
 from regionmesh.cli.agent_cmd import agent_cmd
 from regionmesh.cli.context import CliContext, datastore_options
 from regionmesh.cli.dhcp_cmd import dhcp_agent_cmd
@@ -57,10 +57,14 @@ def create_cmd(ctx: click.Context, /, **kw: Any) -> None:
 
 @click.command("apply", context_settings=CONTEXT)
 @_file_options
+@click.option("--dry-run", is_flag=True, help="show which flows would open/close; write nothing")
 @datastore_options
 @click.pass_context
 def apply_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Create or replace resources from a file (all or nothing)."""
+    if kw.pop("dry_run"):
+        explain_cmds.run_what_if(_obj(ctx), **kw)
+        return
     resources.write_verb("apply")(ctx, **kw)
 
 
@@ -205,6 +209,8 @@ regionmesh_cli.add_command(agent_cmd)
 regionmesh_cli.add_command(resync_cmd)
 regionmesh_cli.add_command(cloud_group)
 regionmesh_cli.add_command(doctor_cmd)
+for _cmd in explain_cmds.EXPLAIN_COMMANDS:
+    regionmesh_cli.add_command(_cmd)
 regionmesh_cli.add_command(dhcp_agent_cmd)
 
 

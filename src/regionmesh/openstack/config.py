@@ -47,7 +47,18 @@ OPTIONS = [
         "felix_status_interval",
         default=5,
         min=1,
-        help="regionmesh: seconds between reads of the agents' heartbeats for this region.",
+        help="regionmesh: seconds between refreshes of the Neutron agent rows of this "
+        "region's live agents (from the master's watch, no datastore reads).",
+    ),
+    cfg.StrOpt(
+        "startup_resync",
+        default="always",
+        choices=["always", "never"],
+        help="Whether the elected master resyncs the region from Neutron when it takes over.",
+    ),
+    cfg.StrOpt(
+        "elector_name",
+        help="Name used in the election key value <name>:<pid> (default: the hostname).",
     ),
 ]
 
@@ -66,6 +77,8 @@ class CalicoOptions:
     etcd_username: str | None = None
     etcd_password: str | None = None
     felix_status_interval: int = 5
+    startup_resync: bool = True
+    elector_name: str | None = None
 
 
 def register_options(conf: Any = None) -> Any:
@@ -95,6 +108,8 @@ def load_options(conf: Any = None) -> CalicoOptions:
         etcd_username=group.etcd_username or None,
         etcd_password=group.etcd_password or None,
         felix_status_interval=int(group.felix_status_interval),
+        startup_resync=group.startup_resync != "never",
+        elector_name=group.elector_name or None,
     )
 
 

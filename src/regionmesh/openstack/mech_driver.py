@@ -6,9 +6,11 @@ regionmesh`` (``[ml2] mechanism_drivers = regionmesh``). It
 * reads ``[calico]`` at :meth:`initialize` and refuses to start on an invalid region
   (the error names option, value and rule);
 * binds ports with vif type ``tap`` on ``local``/``flat`` segments, only on hosts whose agent
-  row ("Calico per-host agent (felix)") is alive. The rows come from :class:`HeartbeatWorker`,
-  which ``neutron-periodic-workers`` runs: it mirrors this region's live heartbeat keys
-  (``/calico/felix/v2/region-<r>/host/<h>/status``) into Neutron agent rows, no RPC involved.
+  row ("Calico per-host agent (felix)") is alive. The rows come from :class:`RegionmeshWorker`,
+  which ``neutron-periodic-workers`` runs: in the region's elected master it watches this
+  region's heartbeat keys (``/calico/felix/v2/region-<r>/host/<h>/status``) into Neutron agent
+  rows and the agents' per-port status keys into port status (no RPC involved), and runs the
+  startup resync.
   When a bind finds no live agent but the host heartbeats under another region, it logs an
   ERROR naming host, regions and the fix and records a finding in the datastore;
 * writes WorkloadEndpoints (port hooks), NetworkPolicies (security-group and rule callbacks)
@@ -18,14 +20,18 @@ regionmesh`` (``[ml2] mechanism_drivers = regionmesh``). It
   and refuses security-group rules it could not translate faithfully (HTTP 400).
 
 Translation is :mod:`regionmesh.openstack.translate`; reading Neutron's DB is
-:mod:`regionmesh.openstack.neutron_db`. Resync, election, port status and the status watch
-are later phases.
+:mod:`regionmesh.openstack.neutron_db`; resync, election and the status watch live in
+:mod:`~regionmesh.openstack.resync`, :mod:`~regionmesh.openstack.election` and
+:mod:`~regionmesh.openstack.status`. Without a region, :meth:`initialize` refuses to start
+when the datastore already holds ``openstack-region-*`` data.
 """
 
 from __future__ import annotations
 
 # neutron must be imported before anything from oslo_service (recipe §4)
 from neutron.plugins.ml2.drivers import mech_agent  # isort: skip
+
+from neutron.db import provisioning_blocks  # isort: skip
 
 import os
 import threading
@@ -45,8 +51,10 @@ from oslo_log import log as logging
 
 from regionmesh.datastore import Datastore, open_datastore
 from regionmesh.errors import ConfigError, RegionmeshError, TranslationError
-from regionmesh.openstack import neutron_db, translate
+from regionmesh.openstack import neutron_db, resync, translate
 from regionmesh.openstack.config import CalicoOptions, datastore_url, load_options
+from regionmesh.openstack.election import Elector
+from regionmesh.openstack.status import StatusWatcher
 from regionmesh.openstack.writer import RegionWriter
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +78,17 @@ def _open_datastore(url: str) -> Datastore:
     return open_datastore(url)
 
 
+_STATUS_ONLY_FIELDS = frozenset({"status", "updated_at", "revision_number"})
+
+
+def _status_only_change(old: Any, new: Any) -> bool:
+    """True when a port update changed nothing but its status (networking-calico's rule)."""
+    if not old or not new:
+        return False
+    changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+    return bool(changed) and changed <= _STATUS_ONLY_FIELDS
+
+
 class _Shared:
     """Per-process state: options and a lazily opened datastore (re-opened after a fork)."""
 
@@ -88,14 +107,28 @@ class _Shared:
             return self._writer
 
 
-class HeartbeatWorker(n_worker.BaseWorker):
-    """Mirror this region's live heartbeat keys into Neutron agent rows (periodic workers)."""
+class RegionmeshWorker(n_worker.BaseWorker):
+    """The driver's background roles, run by ``neutron-periodic-workers`` (never the API).
+
+    Takes part in the region's election (:class:`~regionmesh.openstack.election.Elector`).
+    While this process is the master it runs the status watcher (agent heartbeats → Neutron
+    agent rows, per-port status → Neutron port status) and, once per mastership, the startup
+    resync (unless ``[calico] startup_resync = never``).
+    """
 
     def __init__(self, shared: _Shared) -> None:
-        super().__init__(worker_process_count=1, desc="regionmesh heartbeat worker")
+        super().__init__(worker_process_count=1, desc="regionmesh worker")
         self._shared = shared
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._elector: Elector | None = None
+        self._elector_thread: threading.Thread | None = None
+        self._watcher: StatusWatcher | None = None
+        self._stores: list[Datastore] = []
+
+    def _store(self) -> Datastore:
+        store = _open_datastore(self._shared.url)
+        self._stores.append(store)
+        return store
 
     def start(self, **kwargs: Any) -> None:
         super().start(**kwargs)
@@ -103,51 +136,86 @@ class HeartbeatWorker(n_worker.BaseWorker):
         revive = getattr(plugin, "_rebind_on_revive_agent_types", None)
         if isinstance(revive, list) and AGENT_TYPE not in revive:
             revive.append(AGENT_TYPE)  # private ML2 attribute: rebind failed ports on revival
-        self._thread = threading.Thread(
-            target=self._loop, name="regionmesh-heartbeats", daemon=True
-        )
-        self._thread.start()
+        opts = self._shared.opts
+        self._elector = Elector(
+            self._store(), opts.openstack_region, name=opts.elector_name,
+            on_change=self._on_mastership,
+        )  # fmt: skip
+        self._elector_thread = self._elector.start()
         LOG.info(
-            "regionmesh worker started for region %s (pid %d)",
-            self._shared.opts.openstack_region,
-            os.getpid(),
+            "regionmesh worker started for region %s (pid %d)", opts.openstack_region, os.getpid()
         )
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.report_once()
-            except Exception:  # keep heartbeats flowing whatever one round hit
-                LOG.exception("regionmesh: heartbeat round failed")
-            self._stop.wait(self._shared.opts.felix_status_interval)
+    def _on_mastership(self, master: bool) -> None:
+        with self._lock:
+            if master and self._watcher is None:
+                self._watcher = StatusWatcher(
+                    self._store(), self._shared.opts.openstack_region,
+                    on_agent=self._report_agent, on_port_status=self._report_port_status,
+                    refresh_interval=float(self._shared.opts.felix_status_interval),
+                )  # fmt: skip
+                self._watcher.start()
+                if self._shared.opts.startup_resync:
+                    threading.Thread(
+                        target=self._startup_resync, name="regionmesh-resync", daemon=True
+                    ).start()
+            elif not master and self._watcher is not None:
+                self._watcher.stop()
+                self._watcher = None
 
-    def report_once(self) -> list[str]:
-        """One round: every live host of this region gets its agent row refreshed."""
-        hosts = self._shared.writer().live_hosts()
+    def _startup_resync(self) -> None:
+        plugin = directory.get_plugin()
+        source = neutron_db.NeutronDbSource(plugin, n_context.get_admin_context())
+        writer = RegionWriter(self._store(), self._shared.opts.openstack_region)
+        result = resync.resync(writer, source)
+        summary = ", ".join(
+            f"{k}: {p.correct} correct, {p.created} created, {p.updated} updated, "
+            f"{p.deleted} deleted, {p.conflicts} conflicts"
+            for k, p in result.phases.items()
+        )
+        if result.ok:
+            LOG.info("regionmesh startup resync done in %.0f ms (%s)", result.total_ms, summary)
+        else:
+            LOG.error("regionmesh startup resync failed: %s (%s)", result.error, summary)
+
+    def _report_agent(self, host: str, first: bool) -> None:
+        status, _ = directory.get_plugin().create_or_update_agent(
+            n_context.get_admin_context(),
+            {
+                "agent_type": AGENT_TYPE,
+                "binary": AGENT_BINARY,
+                "host": host,
+                "topic": n_const.L2_AGENT_TOPIC,
+                "configurations": {"region": self._shared.opts.openstack_region},
+                "start_flag": first,
+            },
+        )
+        if status != "alive":
+            LOG.info("regionmesh: agent on %s is %s", host, status)
+
+    def _report_port_status(self, host: str, port_id: str, status: str) -> None:
         plugin = directory.get_plugin()
         ctx = n_context.get_admin_context()
-        for host in hosts:
-            status, _ = plugin.create_or_update_agent(
-                ctx,
-                {
-                    "agent_type": AGENT_TYPE,
-                    "binary": AGENT_BINARY,
-                    "host": host,
-                    "topic": n_const.L2_AGENT_TOPIC,
-                    "configurations": {"region": self._shared.opts.openstack_region},
-                    "start_flag": False,
-                },
+        if status == n_const.PORT_STATUS_ACTIVE:
+            provisioning_blocks.provisioning_complete(
+                ctx, port_id, resources.PORT, provisioning_blocks.L2_AGENT_ENTITY
             )
-            if status != "alive":
-                LOG.info("regionmesh: agent on %s is %s", host, status)
-        return hosts
+        plugin.update_port_status(ctx, port_id, status, host=host)
+        LOG.debug("regionmesh: port %s on %s is %s", port_id, host, status)
 
     def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        if self._elector_thread is not None:
+            self._elector_thread.join()
 
     def stop(self, *args: Any, **kwargs: Any) -> None:
-        self._stop.set()
+        with self._lock:
+            if self._watcher is not None:
+                self._watcher.stop()
+                self._watcher = None
+        if self._elector is not None:
+            self._elector.stop()  # steps down: another server takes over at once
+            if self._elector_thread is not None:
+                self._elector_thread.join(5.0)
 
     def reset(self) -> None:
         pass
@@ -175,6 +243,7 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
             LOG.critical("regionmesh: %s", exc)
             raise SystemExit(f"regionmesh mechanism driver: {exc}") from exc
         if opts.openstack_region is None:
+            self._refuse_unregioned_in_multiregion_store()
             LOG.warning(
                 "regionmesh: [calico] openstack_region is not set; every region that shares "
                 "one datastore must set it"
@@ -191,6 +260,26 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
             self._check_security_group_rule, resources.SECURITY_GROUP_RULE, events.PRECOMMIT_CREATE
         )
 
+    def _refuse_unregioned_in_multiregion_store(self) -> None:
+        """Without a region, stop when the store already holds regions' data (§1.4 hazard)."""
+        try:
+            namespaces = self.shared.writer().regioned_namespaces()
+        except RegionmeshError as exc:
+            LOG.critical("regionmesh: cannot read the datastore: %s", exc)
+            raise SystemExit(
+                f"regionmesh mechanism driver: cannot read the datastore: {exc}"
+            ) from exc
+        if not namespaces:
+            return
+        message = (
+            "[calico] openstack_region is not set, but the datastore already holds data of "
+            f"OpenStack regions ({', '.join(namespaces)}). A server without a region would "
+            "write into the shared 'openstack' namespace next to them; every region that "
+            "shares one datastore must set [calico] openstack_region. Refusing to start."
+        )
+        LOG.critical("regionmesh: %s", message)
+        raise SystemExit(f"regionmesh mechanism driver: {message}")
+
     @property
     def shared(self) -> _Shared:
         if self._shared is None:
@@ -198,7 +287,7 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         return self._shared
 
     def get_workers(self) -> list[Any]:
-        return [HeartbeatWorker(self.shared)]
+        return [RegionmeshWorker(self.shared)]
 
     # ------------------------------------------------------------------ binding
 
@@ -263,6 +352,8 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         self._sync_port(context, context.current["id"], [context.current])
 
     def update_port_postcommit(self, context: Any) -> None:
+        if _status_only_change(context.original, context.current):
+            return
         self._sync_port(context, context.current["id"], [context.original, context.current])
 
     def delete_port_postcommit(self, context: Any) -> None:

@@ -3,12 +3,15 @@
 The only place besides :mod:`regionmesh.openstack.mech_driver` that imports Neutron. Every
 function takes the ML2 core plugin and a Neutron context, re-reads what it needs (ports are
 re-read rather than trusted from the hook's dict, as networking-calico does) and returns
-plain frozen dataclasses. Translating, writing and deciding belong to the callers.
+plain frozen dataclasses. :class:`NeutronDbSource` is the bulk reader resync uses (the
+:class:`regionmesh.openstack.resync.NeutronSource` interface: one query per table, not per
+port); :func:`open_neutron` boots Neutron's config and ML2 plugin outside neutron-server (the
+``regionmesh resync`` CLI). Translating, writing and deciding belong to the callers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from neutron.db.models import l3 as l3_models
@@ -173,3 +176,149 @@ def subnet_from_dict(subnet: Mapping[str, Any]) -> NeutronSubnet:
         ipv6_address_mode=subnet.get("ipv6_address_mode"),
         name=subnet.get("name") or "",
     )
+
+
+# ---------------------------------------------------------------------------- bulk reads
+
+
+class NeutronDbSource:
+    """Bulk reads for resync (the ``resync.NeutronSource`` interface) over the ML2 plugin.
+
+    Ports come with their gateways, SG names, floating IPs and network names from one query
+    per table (networking-calico's ``_prefetch_bulk_port_data``). Reads are not wrapped in an
+    outer transaction, so Neutron's own retry decorators keep working.
+    """
+
+    def __init__(self, plugin: Any, context: Any) -> None:
+        self.plugin = plugin
+        self.context = context
+
+    def ports(
+        self,
+        *,
+        ids: Collection[str] | None = None,
+        network_ids: Collection[str] | None = None,
+        subnet_ids: Collection[str] | None = None,
+    ) -> list[NeutronPort]:
+        filters: dict[str, Any] = {}
+        if ids is not None:
+            filters["id"] = list(ids)
+        if network_ids is not None:
+            filters["network_id"] = list(network_ids)
+        if subnet_ids is not None:
+            filters["fixed_ips"] = {"subnet_id": list(subnet_ids)}
+        ports = [
+            p
+            for p in self.plugin.get_ports(self.context, filters=filters or None)
+            if (p.get("device_owner") or "").startswith(("compute:", "kuryr:container"))
+        ]
+        return self._complete(ports)
+
+    def port(self, port_id: str) -> NeutronPort | None:
+        return read_port(self.plugin, self.context, port_id)
+
+    def _complete(self, ports: Sequence[Mapping[str, Any]]) -> list[NeutronPort]:
+        if not ports:
+            return []
+        ctx, plugin = self.context, self.plugin
+        subnet_ids = sorted({ip["subnet_id"] for p in ports for ip in p.get("fixed_ips") or ()})
+        gateways: dict[str, str | None] = {}
+        if subnet_ids:
+            for subnet in plugin.get_subnets(
+                ctx, filters={"id": subnet_ids}, fields=["id", "gateway_ip"]
+            ):
+                gateways[subnet["id"]] = subnet.get("gateway_ip")
+        sg_ids = sorted({sg for p in ports for sg in p.get("security_groups") or ()})
+        sg_names: dict[str, str] = {}
+        if sg_ids:
+            for sg in plugin.get_security_groups(
+                ctx, filters={"id": sg_ids}, fields=["id", "name"], default_sg=True
+            ):
+                sg_names[sg["id"]] = sg.get("name") or ""
+        net_ids = sorted({p["network_id"] for p in ports})
+        net_names = {
+            n["id"]: n.get("name")
+            for n in plugin.get_networks(ctx, filters={"id": net_ids}, fields=["id", "name"])
+        }
+        port_ids = [p["id"] for p in ports]
+        fips: dict[str, list[FloatingIP]] = {}
+        with db_api.CONTEXT_READER.using(ctx):
+            query = ctx.session.query(l3_models.FloatingIP).filter(
+                l3_models.FloatingIP.fixed_port_id.in_(port_ids)
+            )
+            for row in query:
+                if row.fixed_ip_address:
+                    fips.setdefault(row.fixed_port_id, []).append(
+                        FloatingIP(str(row.fixed_ip_address), str(row.floating_ip_address))
+                    )
+        return [
+            port_from_dict(
+                p,
+                gateways=gateways,
+                sg_names=sg_names,
+                floating_ips=fips.get(p["id"], ()),
+                network_name=net_names.get(p["network_id"]),
+            )
+            for p in ports
+        ]
+
+    def security_groups(
+        self, ids: Collection[str] | None = None
+    ) -> list[tuple[NeutronSecurityGroup, dict[str, list[str]]]]:
+        filters = None if ids is None else {"id": list(ids)}
+        sgs = self.plugin.get_security_groups(self.context, filters=filters, default_sg=True)
+        if not sgs:
+            return []
+        rules = self.plugin.get_security_group_rules(
+            self.context, filters={"security_group_id": [sg["id"] for sg in sgs]}
+        )
+        by_sg: dict[str, list[NeutronRule]] = {}
+        for rule in sorted(rules, key=lambda r: r.get("id") or ""):
+            by_sg.setdefault(rule["security_group_id"], []).append(rule_from_dict(rule))
+        all_rules = [r for rs in by_sg.values() for r in rs]
+        groups = read_address_groups(self.plugin, self.context, all_rules)
+        out = []
+        for sg in sgs:
+            sg_rules = tuple(by_sg.get(sg["id"], ()))
+            wanted = {r.remote_address_group_id for r in sg_rules if r.remote_address_group_id}
+            out.append(
+                (
+                    NeutronSecurityGroup(id=sg["id"], name=sg.get("name") or "", rules=sg_rules),
+                    {k: v for k, v in groups.items() if k in wanted},
+                )
+            )
+        return out
+
+    def subnets(
+        self, *, ids: Collection[str] | None = None, network_ids: Collection[str] | None = None
+    ) -> list[NeutronSubnet]:
+        filters: dict[str, Any] = {}
+        if ids is not None:
+            filters["id"] = list(ids)
+        if network_ids is not None:
+            filters["network_id"] = list(network_ids)
+        return [
+            subnet_from_dict(s)
+            for s in self.plugin.get_subnets(self.context, filters=filters or None)
+        ]
+
+
+def open_neutron(config_files: Sequence[str]) -> tuple[Any, Any]:
+    """Load Neutron's configuration and ML2 plugin in this process (outside neutron-server);
+    returns ``(plugin, admin_context)``. The ``[calico]`` options are then in ``cfg.CONF``."""
+    from neutron import manager
+    from neutron.common import config as common_config
+    from neutron.db.migration.models import head  # noqa: F401  every model, as the server has
+    from neutron_lib import context as n_context
+    from neutron_lib.db import model_base
+    from neutron_lib.plugins import directory
+
+    args: list[str] = []
+    for path in config_files:
+        args += ["--config-file", path]
+    common_config.register_common_config_options()
+    common_config.init(args)
+    common_config.set_config_defaults()
+    manager.init()
+    model_base.BASEV2.registry.configure()  # makes backrefs such as Port.port_forwardings
+    return directory.get_plugin(), n_context.get_admin_context()

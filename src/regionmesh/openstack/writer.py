@@ -22,6 +22,7 @@ Translation is :mod:`regionmesh.openstack.translate`'s job; Neutron hooks are
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from typing import Any
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, KeyValue
 from regionmesh.errors import AlreadyExists, NotFound, RevisionConflict
-from regionmesh.model.regions import region_namespace, region_string
+from regionmesh.model.regions import REGION_NAMESPACE_PREFIX, region_namespace, region_string
 from regionmesh.openstack import translate
 
 MAX_CAS_ATTEMPTS = 5
@@ -98,8 +99,8 @@ class RegionWriter:
         self.ds = datastore
         self.region = region
         self.region_string = region_string(region)
-        self._now = now
-        self._new_uid = new_uid
+        self.now = now
+        self.new_uid = new_uid
 
     # ------------------------------------------------------------------ resources
 
@@ -124,7 +125,7 @@ class RegionWriter:
                     return "unchanged"
                 value = _dump(
                     translate.with_server_metadata(
-                        doc, existing, new_uid=self._new_uid, now=self._now
+                        doc, existing, new_uid=self.new_uid, now=self.now
                     )
                 )
                 if kv is None:
@@ -143,6 +144,19 @@ class RegionWriter:
     def policy_key(self, name: str) -> str:
         """Key of a NetworkPolicy of this region."""
         return keys.resource_key("networkpolicies", name, self._namespace())
+
+    def workload_endpoint_prefix(self) -> str:
+        """``…/workloadendpoints/<this region's namespace>/`` (trailing slash: no other
+        namespace, not even ``openstack`` vs ``openstack-region-*``, shares it)."""
+        return keys.resource_prefix("workloadendpoints", self._namespace())
+
+    def policy_prefix(self) -> str:
+        """``…/networkpolicies/<this region's namespace>/``."""
+        return keys.resource_prefix("networkpolicies", self._namespace())
+
+    def dhcp_subnet_prefix(self) -> str:
+        """``/calico/dhcp/v2/<region_string>/subnet/``."""
+        return keys.subnet_dir(self.region) + "/"
 
     def _namespace(self) -> str:
         return region_namespace(self.region)
@@ -195,7 +209,7 @@ class RegionWriter:
                 self.ds.create(key, _dump(value))
             except AlreadyExists:
                 pass
-        else:
+        elif _load(existing) != value:
             self.ds.put(key, _dump(value))
         mine = self.ds.get(key)
         my_rev = mine.create_revision if mine is not None else 0
@@ -203,6 +217,10 @@ class RegionWriter:
         if overlap is not None:
             self.release_subnet(subnet_id)
         return overlap
+
+    def find_overlap(self, subnet_id: str, cidr: str) -> SubnetOverlap | None:
+        """Read-only: another region's subnet (claimed at any time) that ``cidr`` overlaps."""
+        return self._find_overlap(subnet_id, cidr, sys.maxsize)
 
     def _find_overlap(self, subnet_id: str, cidr: str, my_rev: int) -> SubnetOverlap | None:
         candidates: list[tuple[int, str | None, str, str]] = []
@@ -259,6 +277,27 @@ class RegionWriter:
                 found.append(region_of_region_string(parsed.region_string))
         return found
 
+    # ------------------------------------------------------------------ other regions
+
+    def regioned_namespaces(self) -> list[str]:
+        """Every ``openstack-region-*`` namespace that holds WorkloadEndpoints or
+        NetworkPolicies, plus the regions with subnet claims or DHCP records (as namespaces).
+
+        A server without a region must not run against such a store (§1.4 hazard)."""
+        found: set[str] = set()
+        for plural in ("workloadendpoints", "networkpolicies"):
+            prefix = keys.resource_prefix(plural) + REGION_NAMESPACE_PREFIX
+            for kv in self.ds.list(prefix).items:
+                parsed = keys.parse_resource_key(kv.key)
+                if parsed is not None and parsed[1]:
+                    found.add(parsed[1])
+        for prefix in (SUBNET_REGISTRY_PREFIX, keys.DHCP_V2_PREFIX):
+            for kv in self.ds.list(prefix + _REGION_STRING_PREFIX).items:
+                region = region_of_region_string(kv.key[len(prefix) :].split("/")[0])
+                if region:
+                    found.add(region_namespace(region))
+        return sorted(found)
+
     # ------------------------------------------------------------------ findings
 
     def finding_key(self, kind: str, subject: str) -> str:
@@ -272,7 +311,7 @@ class RegionWriter:
             "subject": subject,
             "region": self.region,
             "message": message,
-            "time": self._now(),
+            "time": self.now(),
             "unix_time": time.time(),
             **details,
         }

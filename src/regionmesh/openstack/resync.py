@@ -1,0 +1,580 @@
+"""Resync: make one region's data in the datastore match Neutron (openstack-driver.md §6.3–6.4).
+
+:func:`resync` runs three phases, in networking-calico's order: DHCP ``subnets``,
+``policies`` (only ``ossg.default.*`` NetworkPolicies; operator policies in the namespace are
+never touched) and ``endpoints`` (WorkloadEndpoints). Each phase
+
+1. reads the datastore FIRST (one prefix list at one revision, under this region's own
+   namespace / subnet directory only),
+2. then Neutron, in bulk (through a :class:`NeutronSource`),
+3. compares by name and repairs with compare-and-swap: only-in-Neutron → re-read that object
+   and create-only-if-absent; different → update at the mod revision read in step 1;
+   only-in-datastore → delete at that revision. A failed CAS means another writer moved the
+   key after step 1: it is counted as a conflict and left alone (the writer is newer).
+
+The prefixes make a regioned server unable to touch another region's namespace or the
+unregioned ``openstack`` namespace (and every delete key is checked against them once more);
+the legacy-data deletes of networking-calico are deliberately not done. ``dry_run`` computes
+the same plan and writes nothing. The :class:`ResyncResult` carries per-phase counts
+(created/updated/deleted/correct/conflicts/errors), timings and the list of changes.
+
+Where Neutron data comes from is behind :class:`NeutronSource`: the real database in
+:mod:`regionmesh.openstack.neutron_db` (``NeutronDbSource``), or :class:`MemoryNeutron`, fed
+with in-memory records (tests, benchmarks). This module imports neither Neutron nor oslo.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from regionmesh.datastore.api import KeyValue
+from regionmesh.errors import (
+    AlreadyExists,
+    NotFound,
+    RegionmeshError,
+    RevisionConflict,
+    TranslationError,
+)
+from regionmesh.openstack import translate
+from regionmesh.openstack.translate import (
+    NeutronPort,
+    NeutronSecurityGroup,
+    NeutronSubnet,
+)
+from regionmesh.openstack.writer import RegionWriter
+
+SUBNETS, POLICIES, ENDPOINTS = "subnets", "policies", "endpoints"
+PHASES = (SUBNETS, POLICIES, ENDPOINTS)
+Progress = Callable[[str, int, int], None]
+SecurityGroupData = tuple[NeutronSecurityGroup, dict[str, list[str]]]
+
+
+# ---------------------------------------------------------------------------- Neutron side
+
+
+class NeutronSource(Protocol):
+    """Bulk reads of one region's Neutron (each call is a handful of queries, not one per row)."""
+
+    def ports(
+        self,
+        *,
+        ids: Collection[str] | None = None,
+        network_ids: Collection[str] | None = None,
+        subnet_ids: Collection[str] | None = None,
+    ) -> list[NeutronPort]:
+        """Ports (all, or those matching every filter given), with their extra data."""
+        ...
+
+    def port(self, port_id: str) -> NeutronPort | None:
+        """One port re-read now, or None when it is gone."""
+        ...
+
+    def security_groups(self, ids: Collection[str] | None = None) -> list[SecurityGroupData]:
+        """Security groups with their rules and the addresses of referenced address groups."""
+        ...
+
+    def subnets(
+        self, *, ids: Collection[str] | None = None, network_ids: Collection[str] | None = None
+    ) -> list[NeutronSubnet]:
+        """Subnets (all, or those matching every filter given)."""
+        ...
+
+
+class MemoryNeutron:
+    """A :class:`NeutronSource` over in-memory records (tests, benchmarks, the cloud file)."""
+
+    def __init__(
+        self,
+        ports: Iterable[NeutronPort] = (),
+        security_groups: Iterable[NeutronSecurityGroup] = (),
+        subnets: Iterable[NeutronSubnet] = (),
+        address_groups: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.port_records = {p.id: p for p in ports}
+        self.sg_records = {sg.id: sg for sg in security_groups}
+        self.subnet_records = {s.id: s for s in subnets}
+        self.address_groups = dict(address_groups or {})
+
+    def ports(
+        self,
+        *,
+        ids: Collection[str] | None = None,
+        network_ids: Collection[str] | None = None,
+        subnet_ids: Collection[str] | None = None,
+    ) -> list[NeutronPort]:
+        out = []
+        for port in self.port_records.values():
+            if ids is not None and port.id not in ids:
+                continue
+            if network_ids is not None and port.network_id not in network_ids:
+                continue
+            if subnet_ids is not None and not any(
+                ip.subnet_id in subnet_ids for ip in port.fixed_ips
+            ):
+                continue
+            out.append(port)
+        return out
+
+    def port(self, port_id: str) -> NeutronPort | None:
+        return self.port_records.get(port_id)
+
+    def security_groups(self, ids: Collection[str] | None = None) -> list[SecurityGroupData]:
+        return [
+            (sg, self._groups_for(sg))
+            for sg in self.sg_records.values()
+            if ids is None or sg.id in ids
+        ]
+
+    def _groups_for(self, sg: NeutronSecurityGroup) -> dict[str, list[str]]:
+        wanted = {r.remote_address_group_id for r in sg.rules if r.remote_address_group_id}
+        return {k: v for k, v in self.address_groups.items() if k in wanted}
+
+    def subnets(
+        self, *, ids: Collection[str] | None = None, network_ids: Collection[str] | None = None
+    ) -> list[NeutronSubnet]:
+        return [
+            s
+            for s in self.subnet_records.values()
+            if (ids is None or s.id in ids) and (network_ids is None or s.network_id in network_ids)
+        ]
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to resync: everything (no field set) or one network/subnet/port/security group."""
+
+    network: str | None = None
+    subnet: str | None = None
+    port: str | None = None
+    security_group: str | None = None
+
+    def __post_init__(self) -> None:
+        if sum(v is not None for v in asdict(self).values()) > 1:
+            raise ValueError("a resync scope names at most one network, subnet, port or SG")
+
+    @property
+    def everything(self) -> bool:
+        return all(v is None for v in asdict(self).values())
+
+    def describe(self) -> str:
+        for name, value in asdict(self).items():
+            if value is not None:
+                return f"{name.replace('_', '-')} {value}"
+        return "all"
+
+
+@dataclass
+class Change:
+    """One repair: ``create``, ``update`` or ``delete`` of ``name`` (and whether it happened)."""
+
+    action: str
+    name: str
+    done: bool = False
+    conflict: bool = False
+
+
+@dataclass
+class PhaseResult:
+    """Counts and timings (ms) of one phase."""
+
+    kind: str
+    etcd_items: int = 0
+    neutron_items: int = 0
+    correct: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    etcd_read_ms: float = 0.0
+    neutron_read_ms: float = 0.0
+    compare_ms: float = 0.0
+    write_ms: float = 0.0
+    total_ms: float = 0.0
+    changes: list[Change] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def drift(self) -> int:
+        """How many items were (or, in a dry run, would be) created, updated or deleted."""
+        return sum(1 for c in self.changes if not c.conflict)
+
+
+@dataclass
+class ResyncResult:
+    """What one resync did."""
+
+    region: str | None
+    scope: str
+    dry_run: bool
+    phases: dict[str, PhaseResult] = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = ""
+    total_ms: float = 0.0
+    ok: bool = True
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (networking-calico's ResyncResult shape plus regionmesh fields)."""
+        out = asdict(self)
+        for name, phase in self.phases.items():
+            out["phases"][name]["drift"] = phase.drift
+        return out
+
+    @property
+    def in_sync(self) -> bool:
+        """True when nothing needed repairing."""
+        return all(p.drift == 0 and p.errors == 0 for p in self.phases.values())
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)
+
+
+# ---------------------------------------------------------------------------- engine
+
+
+def _parse(kv: KeyValue) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(kv.value)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+class _Phase:
+    """The compare-and-repair core shared by the three kinds."""
+
+    def __init__(
+        self,
+        writer: RegionWriter,
+        result: PhaseResult,
+        *,
+        prefix: str,
+        dry_run: bool,
+        progress: Progress | None,
+        v3: bool,
+    ) -> None:
+        self.writer = writer
+        self.ds = writer.ds
+        self.result = result
+        self.prefix = prefix
+        self.dry_run = dry_run
+        self.progress = progress
+        self.v3 = v3
+
+    def same(self, existing: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
+        if existing is None:
+            return False
+        if not self.v3:
+            return existing == desired
+        return (
+            existing.get("kind") == desired.get("kind")
+            and existing.get("apiVersion") == desired.get("apiVersion")
+            and translate.same_content(existing, desired)
+        )
+
+    def encode(self, desired: dict[str, Any], existing: dict[str, Any] | None) -> bytes:
+        if not self.v3:
+            return json.dumps(desired).encode()
+        doc = translate.with_server_metadata(
+            desired, existing, new_uid=self.writer.new_uid, now=self.writer.now
+        )
+        return json.dumps(doc).encode()
+
+    def run(
+        self,
+        stored: dict[str, KeyValue],
+        desired: dict[str, dict[str, Any]],
+        reread: Callable[[str], dict[str, Any] | None],
+    ) -> None:
+        t0 = time.perf_counter()
+        res = self.result
+        names = sorted(set(stored) | set(desired))
+        plan: list[tuple[str, str]] = []
+        parsed: dict[str, dict[str, Any] | None] = {}
+        for name in names:
+            kv, want = stored.get(name), desired.get(name)
+            if kv is not None and want is not None:
+                parsed[name] = existing = _parse(kv)
+                if self.same(existing, want):
+                    res.correct += 1
+                else:
+                    plan.append(("update", name))
+            elif want is not None:
+                plan.append(("create", name))
+            else:
+                plan.append(("delete", name))
+        res.compare_ms = _ms(t0)
+        t1 = time.perf_counter()
+        total = len(plan)
+        for done, (action, name) in enumerate(plan, 1):
+            change = Change(action, name)
+            res.changes.append(change)
+            if not self.dry_run:
+                self._apply(change, stored.get(name), desired.get(name), parsed.get(name), reread)
+            if self.progress is not None:
+                self.progress(res.kind, done, total)
+        res.write_ms = _ms(t1)
+
+    def _apply(
+        self,
+        change: Change,
+        kv: KeyValue | None,
+        want: dict[str, Any] | None,
+        existing: dict[str, Any] | None,
+        reread: Callable[[str], dict[str, Any] | None],
+    ) -> None:
+        key = self.prefix + change.name
+        if not key.startswith(self.prefix) or "/" in change.name:
+            raise RegionmeshError(f"refusing to write {key!r} outside {self.prefix!r}")
+        res = self.result
+        try:
+            if change.action == "create":
+                fresh = reread(change.name)
+                if fresh is None:  # gone from Neutron since the bulk read
+                    change.conflict = True
+                    res.conflicts += 1
+                    return
+                self.ds.create(key, self.encode(fresh, None))
+                res.created += 1
+            elif change.action == "update":
+                assert kv is not None and want is not None
+                self.ds.update(key, self.encode(want, existing), revision=kv.mod_revision)
+                res.updated += 1
+            else:
+                assert kv is not None
+                self.ds.delete(key, revision=kv.mod_revision)
+                res.deleted += 1
+            change.done = True
+        except (AlreadyExists, RevisionConflict, NotFound):
+            change.conflict = True  # another writer moved it after our read: it is newer
+            res.conflicts += 1
+
+
+def _list(writer: RegionWriter, prefix: str) -> dict[str, KeyValue]:
+    return {
+        kv.key[len(prefix) :]: kv
+        for kv in writer.ds.list(prefix).items
+        if "/" not in kv.key[len(prefix) :]
+    }
+
+
+def _in_net(cidrs: Iterable[str], subnet_cidr: str) -> bool:
+    try:
+        net = ipaddress.ip_network(subnet_cidr, strict=False)
+        return any(
+            ipaddress.ip_network(c, strict=False).subnet_of(net)  # type: ignore[arg-type]
+            for c in cidrs
+            if ipaddress.ip_network(c, strict=False).version == net.version
+        )
+    except (ValueError, TypeError):
+        return False
+
+
+def _scoped_ports(source: NeutronSource, scope: Scope) -> list[NeutronPort]:
+    if scope.port is not None:
+        return source.ports(ids=[scope.port])
+    if scope.network is not None:
+        return source.ports(network_ids=[scope.network])
+    if scope.subnet is not None:
+        return source.ports(subnet_ids=[scope.subnet])
+    return source.ports()
+
+
+def _subnets_phase(
+    writer: RegionWriter, source: NeutronSource, scope: Scope, res: PhaseResult, **kw: Any
+) -> None:
+    prefix = writer.dhcp_subnet_prefix()
+    t0 = time.perf_counter()
+    stored = _list(writer, prefix)
+    res.etcd_read_ms = _ms(t0)
+    t0 = time.perf_counter()
+    if scope.subnet is not None:
+        subnets = source.subnets(ids=[scope.subnet])
+    elif scope.network is not None:
+        subnets = source.subnets(network_ids=[scope.network])
+    else:
+        subnets = source.subnets()
+    res.neutron_read_ms = _ms(t0)
+    desired: dict[str, dict[str, Any]] = {}
+    for subnet in subnets:
+        record = translate.subnet_to_dhcp_record(subnet)
+        if record is not None:
+            desired[subnet.id] = record
+    if scope.subnet is not None:
+        stored = {k: v for k, v in stored.items() if k == scope.subnet}
+    elif scope.network is not None:
+        ids = {s.id for s in subnets}
+        stored = {
+            k: v
+            for k, v in stored.items()
+            if k in ids or (_parse(v) or {}).get("network_id") == scope.network
+        }
+    res.etcd_items, res.neutron_items = len(stored), len(subnets)
+
+    def reread(subnet_id: str) -> dict[str, Any] | None:
+        found = source.subnets(ids=[subnet_id])
+        return translate.subnet_to_dhcp_record(found[0]) if found else None
+
+    _Phase(writer, res, prefix=prefix, v3=False, **kw).run(stored, desired, reread)
+
+
+def _policy_doc(writer: RegionWriter, data: SecurityGroupData, res: PhaseResult) -> dict[str, Any]:
+    sg, groups = data
+    spec, errors = translate.policy_spec_partial(sg.id, sg.rules, groups)
+    for err in errors:
+        res.errors += 1
+        res.messages.append(f"security group {sg.id}: rule left out (fail closed): {err}")
+    return translate.policy_document(sg.id, spec, region=writer.region)
+
+
+def _policies_phase(
+    writer: RegionWriter, source: NeutronSource, scope: Scope, res: PhaseResult, **kw: Any
+) -> None:
+    prefix = writer.policy_prefix()
+    t0 = time.perf_counter()
+    stored = {
+        k: v for k, v in _list(writer, prefix).items() if k.startswith(translate.SG_POLICY_PREFIX)
+    }
+    res.etcd_read_ms = _ms(t0)
+    t0 = time.perf_counter()
+    ids: set[str] | None = None
+    if scope.security_group is not None:
+        ids = {scope.security_group}
+    elif not scope.everything:
+        ids = {sg.id for p in _scoped_ports(source, scope) for sg in p.security_groups}
+    groups = source.security_groups(None if ids is None else sorted(ids))
+    res.neutron_read_ms = _ms(t0)
+    desired = {translate.policy_name(d[0].id): _policy_doc(writer, d, res) for d in groups}
+    if ids is not None:
+        names = {translate.policy_name(i) for i in ids}
+        stored = {k: v for k, v in stored.items() if k in names}
+    res.etcd_items, res.neutron_items = len(stored), len(groups)
+
+    def reread(name: str) -> dict[str, Any] | None:
+        found = source.security_groups([name[len(translate.SG_POLICY_PREFIX) :]])
+        return _policy_doc(writer, found[0], PhaseResult(POLICIES)) if found else None
+
+    _Phase(writer, res, prefix=prefix, v3=True, **kw).run(stored, desired, reread)
+
+
+def _endpoint_docs(
+    writer: RegionWriter, port: NeutronPort, res: PhaseResult | None
+) -> dict[str, dict[str, Any]]:
+    docs: dict[str, dict[str, Any]] = {}
+    for host in translate.endpoint_hosts(port):
+        try:
+            doc = translate.port_to_workload_endpoint(port, region=writer.region, host=host)
+        except TranslationError as exc:
+            if res is not None:
+                res.errors += 1
+                res.messages.append(str(exc))
+            continue
+        docs[doc["metadata"]["name"]] = doc
+    return docs
+
+
+def _endpoints_phase(
+    writer: RegionWriter, source: NeutronSource, scope: Scope, res: PhaseResult, **kw: Any
+) -> None:
+    prefix = writer.workload_endpoint_prefix()
+    t0 = time.perf_counter()
+    stored = _list(writer, prefix)
+    res.etcd_read_ms = _ms(t0)
+    t0 = time.perf_counter()
+    ports = _scoped_ports(source, scope)
+    subnet_cidr: str | None = None
+    subnet_net: str | None = None
+    if scope.subnet is not None:
+        found = source.subnets(ids=[scope.subnet])
+        if found:
+            subnet_cidr, subnet_net = found[0].cidr, found[0].network_id
+    res.neutron_read_ms = _ms(t0)
+    desired: dict[str, dict[str, Any]] = {}
+    port_of: dict[str, str] = {}
+    for port in ports:
+        for name, doc in _endpoint_docs(writer, port, res).items():
+            desired[name] = doc
+            port_of[name] = port.id
+    if not scope.everything:
+        port_ids = {p.id for p in ports}
+
+        def in_scope(name: str, kv: KeyValue) -> bool:
+            if name in desired:
+                return True
+            doc = _parse(kv) or {}
+            spec = doc.get("spec") or {}
+            annotations = (doc.get("metadata") or {}).get("annotations") or {}
+            network = annotations.get(translate.NETWORK_ID_ANNOTATION)
+            if spec.get("endpoint") in port_ids or spec.get("endpoint") == scope.port:
+                return True
+            if scope.network is not None:
+                return bool(network == scope.network)
+            if scope.subnet is not None and subnet_cidr is not None:
+                return network == subnet_net and _in_net(spec.get("ipNetworks") or [], subnet_cidr)
+            return False
+
+        stored = {k: v for k, v in stored.items() if in_scope(k, v)}
+    res.etcd_items, res.neutron_items = len(stored), len(ports)
+
+    def reread(name: str) -> dict[str, Any] | None:
+        port = source.port(port_of[name])
+        return None if port is None else _endpoint_docs(writer, port, None).get(name)
+
+    _Phase(writer, res, prefix=prefix, v3=True, **kw).run(stored, desired, reread)
+
+
+_PHASE_FUNCS = {SUBNETS: _subnets_phase, POLICIES: _policies_phase, ENDPOINTS: _endpoints_phase}
+
+
+def phases_for(scope: Scope) -> tuple[str, ...]:
+    """Which phases a scope runs (a security-group scope has no subnets or endpoints)."""
+    if scope.security_group is not None:
+        return (POLICIES,)
+    if scope.port is not None:
+        return (POLICIES, ENDPOINTS)
+    return PHASES
+
+
+def resync(
+    writer: RegionWriter,
+    source: NeutronSource,
+    scope: Scope | None = None,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ResyncResult:
+    """Resync ``writer``'s region from ``source`` (see the module docstring). Never raises for
+    a datastore or Neutron failure: the result then has ``ok=False`` and ``error``."""
+    scope = scope or Scope()
+    result = ResyncResult(writer.region, scope.describe(), dry_run, started_at=_now())
+    t0 = time.perf_counter()
+    for kind in phases_for(scope):
+        phase = PhaseResult(kind)
+        result.phases[kind] = phase
+        tp = time.perf_counter()
+        try:
+            _PHASE_FUNCS[kind](writer, source, scope, phase, dry_run=dry_run, progress=progress)
+        except Exception as exc:  # report, never half-crash a server's start-up
+            result.ok = False
+            result.error = f"{kind}: {type(exc).__name__}: {exc}"
+            phase.total_ms = _ms(tp)
+            break
+        phase.total_ms = _ms(tp)
+    result.total_ms = _ms(t0)
+    result.finished_at = _now()
+    return result
