@@ -112,7 +112,11 @@ def test_example_applies_like_the_driver_writes(store: Datastore) -> None:
 
     deleted = c.delete_cloud(store, cloud)
     assert deleted.count("deleted") == 12
-    assert [kv.key for kv in store.list("/calico/").items] == []
+    # only the shared global objects stay (every region's server merges into them)
+    assert [kv.key for kv in store.list("/calico/").items] == [
+        "/calico/resources/v3/projectcalico.org/clusterinformations/default",
+        "/calico/resources/v3/projectcalico.org/felixconfigurations/default",
+    ]
 
 
 def write(tmp_path: Path, data: Any) -> Path:
@@ -210,3 +214,27 @@ def test_cli_apply_and_delete(tmp_path: Path) -> None:
                          capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert [ch["result"] for ch in json.loads(res.stdout)] == ["deleted"] * 12
+
+
+def test_cloud_apply_bootstraps_felix_and_cluster_config(tmp_path: Path) -> None:
+    """Agents need InterfacePrefix=tap and datastoreReady, as networking-calico writes them."""
+    from regionmesh.datastore import open_datastore
+    from regionmesh.datastore.resources import ResourceClient
+    from regionmesh.openstack.cloud import apply_cloud, load_cloud
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "two-region-cloud.yaml"
+    store = open_datastore(f"sqlite:///{tmp_path}/boot.db")
+    try:
+        apply_cloud(store, load_cloud(str(example)))
+        client = ResourceClient(store)
+        felix = client.get("FelixConfiguration", "default")
+        assert felix.spec.interface_prefix == "tap"
+        assert felix.spec.endpoint_reporting_enabled is True
+        info = client.get("ClusterInformation", "default")
+        assert info.spec.datastore_ready is True
+        assert "openstack" in info.spec.cluster_type.split(",")
+        rev = store.current_revision()
+        apply_cloud(store, load_cloud(str(example)))
+        assert store.current_revision() == rev  # idempotent: nothing rewritten
+    finally:
+        store.close()

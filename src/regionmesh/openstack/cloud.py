@@ -542,6 +542,11 @@ def apply_cloud(
             progress(change)
 
     try:
+        for kv_key in (keys.resource_key("felixconfigurations", "default"),
+                       keys.resource_key("clusterinformations", "default")):  # fmt: skip
+            journal.touch(kv_key)
+        if cloud.regions:
+            RegionWriter(ds, cloud.regions[0].name).ensure_cluster_config()
         for region in cloud.regions:
             writer = RegionWriter(ds, region.name)
             for subnet in region.subnets:

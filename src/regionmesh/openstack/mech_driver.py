@@ -167,6 +167,10 @@ class RegionmeshWorker(n_worker.BaseWorker):
         plugin = directory.get_plugin()
         source = neutron_db.NeutronDbSource(plugin, n_context.get_admin_context())
         writer = RegionWriter(self._store(), self._shared.opts.openstack_region)
+        try:
+            writer.ensure_cluster_config()
+        except RegionmeshError as exc:
+            LOG.error("regionmesh: cannot update FelixConfiguration/ClusterInformation: %s", exc)
         result = resync.resync(writer, source)
         summary = ", ".join(
             f"{k}: {p.correct} correct, {p.created} created, {p.updated} updated, "

@@ -137,6 +137,48 @@ class RegionWriter:
                 continue  # someone else wrote in between: re-read and try again
         raise RevisionConflict(f"{key}: still changing after {MAX_CAS_ATTEMPTS} attempts")
 
+    def ensure_cluster_config(self) -> None:
+        """Merge what OpenStack needs into the global ``default`` objects (CAS, idempotent).
+
+        As networking-calico does: FelixConfiguration ``default`` gets ``tap`` in
+        ``interfacePrefix`` and ``endpointReportingEnabled: true`` (so agents police VM taps and
+        report port status); ClusterInformation ``default`` gets ``openstack`` in
+        ``clusterType``, ``datastoreReady: true`` and a ``clusterGUID``. Other fields and other
+        regions' additions are kept; every region's server may run this.
+        """
+
+        def merge_list(current: str, item: str) -> str:
+            parts = [p.strip() for p in (current or "").split(",") if p.strip()]
+            return ",".join(parts if item in parts else [*parts, item])
+
+        def felix(spec: dict[str, Any]) -> dict[str, Any]:
+            return {**spec, "interfacePrefix": merge_list(spec.get("interfacePrefix", ""), "tap"),
+                    "endpointReportingEnabled": True}  # fmt: skip
+
+        def cluster(spec: dict[str, Any]) -> dict[str, Any]:
+            return {
+                **spec,
+                "clusterType": merge_list(spec.get("clusterType", ""), "openstack"),
+                "datastoreReady": True,
+                "clusterGUID": spec.get("clusterGUID") or uuid.uuid4().hex,
+            }
+
+        for kind, plural, change in (
+            ("FelixConfiguration", "felixconfigurations", felix),
+            ("ClusterInformation", "clusterinformations", cluster),
+        ):
+            key = keys.resource_key(plural, "default")
+            existing = self.get_document(key)
+            spec = dict((existing or {}).get("spec") or {})
+            new_spec = change(spec)
+            if existing is not None and new_spec == spec:
+                continue
+            doc = {"kind": kind, "apiVersion": "projectcalico.org/v3",
+                   "metadata": {"name": "default"}, "spec": new_spec}  # fmt: skip
+            if existing is not None:
+                doc["metadata"] = {**(existing.get("metadata") or {}), "name": "default"}
+            self.sync_resource(key, doc)
+
     def workload_endpoint_key(self, name: str) -> str:
         """Key of a WorkloadEndpoint of this region."""
         return keys.resource_key("workloadendpoints", name, self._namespace())
