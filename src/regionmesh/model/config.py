@@ -139,7 +139,7 @@ class FelixConfigurationSpec(Model):
             felix = FELIX_PARAMETER_NAMES[wire]
             if isinstance(value, bool):
                 out[felix] = "true" if value else "false"
-            elif wire in _DURATION_FIELDS:
+            elif wire in DURATION_FIELDS:
                 seconds = parse_go_duration(value)
                 out[felix] = str(int(seconds)) if seconds.is_integer() else str(seconds)
             else:
@@ -172,7 +172,7 @@ FELIX_PARAMETER_NAMES: dict[str, str] = {
 """JSON name in ``FelixConfiguration.spec`` → Felix parameter name (``reportingTTL`` →
 ``ReportingTTLSecs``)."""
 
-_DURATION_FIELDS = frozenset(
+DURATION_FIELDS: frozenset[str] = frozenset(
     {
         "reportingInterval",
         "reportingTTL",

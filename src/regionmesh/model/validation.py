@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from regionmesh.errors import FieldError, ValidationError
-from regionmesh.model.config import FelixConfiguration, parse_go_duration
+from regionmesh.model.config import DURATION_FIELDS, FelixConfiguration, parse_go_duration
 from regionmesh.model.endpoints import (
     EndpointPort,
     HostEndpoint,
@@ -695,22 +695,7 @@ _FELIX_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "logSeverityFile": _SEVERITY,
     "logSeverityScreen": _SEVERITY,
     "logSeveritySys": _SEVERITY,
-    **{
-        name: _duration
-        for name in (
-            "reportingInterval",
-            "reportingTTL",
-            "endpointReportingDelay",
-            "iptablesRefreshInterval",
-            "iptablesPostWriteCheckInterval",
-            "iptablesLockTimeout",
-            "ipsetsRefreshInterval",
-            "nftablesRefreshInterval",
-            "routeRefreshInterval",
-            "interfaceRefreshInterval",
-            "netlinkTimeout",
-        )
-    },
+    **{name: _duration for name in DURATION_FIELDS},
 }
 
 

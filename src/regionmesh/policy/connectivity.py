@@ -36,6 +36,7 @@ from regionmesh.policy.flows import (
     PROTOCOL_TCP,
     PROTOCOL_UDP,
     CompiledRule,
+    CompiledSide,
     Flow,
     IPAddress,
     IPNetwork,
@@ -164,12 +165,28 @@ class Service:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """What one group may send another: allowed intervals per protocol (empty = nothing)."""
+    """What one group may send another: allowed intervals per protocol (empty = nothing).
+
+    ``probed`` lists the protocols evaluated by name; any other protocol behaves like the
+    representative :data:`OTHER_PROTOCOL` (no relevant rule names it).
+    """
 
     allowed: Mapping[int, Intervals] = field(default_factory=dict)
+    probed: frozenset[int] | None = None
 
     def __bool__(self) -> bool:
         return any(self.allowed.values())
+
+    def _probed(self) -> frozenset[int]:
+        return self.probed if self.probed is not None else frozenset(self.allowed)
+
+    def get(self, protocol: int) -> Intervals:
+        """Allowed intervals of ``protocol`` (unprobed protocols: as "other protocols")."""
+        if protocol in self.allowed:
+            return self.allowed[protocol]
+        if protocol == OTHER_PROTOCOL or protocol in self._probed():
+            return ()
+        return (_domain(protocol),) if self.allowed.get(OTHER_PROTOCOL) else ()
 
     def services(self) -> list[Service]:
         """One :class:`Service` per allowed interval, protocols in a stable order."""
@@ -195,22 +212,19 @@ class Access:
 
     def minus(self, other: Access) -> Access:
         """What ``self`` allows that ``other`` does not."""
+        keys = set(self.allowed) | set(other.allowed) | self._probed() | other._probed()
         out: dict[int, Intervals] = {}
-        for p, iv in self.allowed.items():
-            rest = intervals_subtract(iv, other.allowed.get(p, ()))
+        for p in keys:
+            rest = intervals_subtract(self.get(p), other.get(p))
             if rest:
                 out[p] = rest
-        return Access(out)
+        return Access(out, frozenset(keys))
 
     def union(self, other: Access) -> Access:
         """Everything either allows."""
-        keys = set(self.allowed) | set(other.allowed)
-        return Access(
-            {
-                p: intervals_union([*self.allowed.get(p, ()), *other.allowed.get(p, ())])
-                for p in keys
-            }
-        )
+        keys = set(self.allowed) | set(other.allowed) | self._probed() | other._probed()
+        out = {p: intervals_union([*self.get(p), *other.get(p)]) for p in keys}
+        return Access({p: iv for p, iv in out.items() if iv}, frozenset(keys))
 
 
 def _proto_order(p: int) -> tuple[int, int]:
@@ -387,6 +401,7 @@ def group_endpoints(
 class _Bounds:
     cuts: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
     protocols: set[int] = field(default_factory=set)
+    hopeless: bool = False
 
     def merge(self, other: _Bounds) -> _Bounds:
         out = _Bounds()
@@ -404,7 +419,7 @@ class PairEvaluator:
         self.snapshot = snapshot
         self.evaluations = 0
         """How many ``evaluate_flow`` calls were made (for statistics)."""
-        self._bounds_cache: dict[tuple[object, ...], _Bounds] = {}
+        self._rules_cache: dict[tuple[object, ...], tuple[CompiledRule, ...]] = {}
         named: dict[str, set[tuple[int, int]]] = defaultdict(set)
         mentioned: set[int] = set()
         for rec in snapshot.entities():
@@ -441,23 +456,55 @@ class PairEvaluator:
                 else:
                     out.cuts[p].update((base + fields.code, base + fields.code + 1))
 
-    def _bounds(self, ep: WorkloadEndpoint, direction: Direction) -> _Bounds:
+    def _rules(self, ep: WorkloadEndpoint, direction: Direction) -> tuple[CompiledRule, ...]:
+        """Every rule that can decide for ``ep`` in ``direction`` (its policies and profiles)."""
         snap = self.snapshot
         key = (snap.record_for(ep).group.gid, tuple(ep.spec.profiles), direction)
-        hit = self._bounds_cache.get(key)
+        hit = self._rules_cache.get(key)
         if hit is None:
-            hit = _Bounds()
+            found: list[CompiledRule] = []
             for _tier, policies in snap.applicable_tiers(ep, direction):
                 for pol in policies:
-                    for rule in pol.rules(direction):
-                        self._rule_bounds(rule, hit)
+                    found.extend(pol.rules(direction))
             for name in ep.spec.profiles:
                 prof = snap.profile_record(name)
                 if prof is not None:
-                    for rule in prof.rules(direction):
-                        self._rule_bounds(rule, hit)
-            self._bounds_cache[key] = hit
+                    found.extend(prof.rules(direction))
+            hit = tuple(found)
+            self._rules_cache[key] = hit
         return hit
+
+    def _side_excludes(self, side: CompiledSide, ip: IPAddress) -> bool:
+        """True when ``side`` can match no flow with this address, whatever the ports and
+        protocol (a conservative test: False means "may match")."""
+        if side.uses_services:
+            return True
+        if side.has_nets and not any(ip in net for net in side.nets):
+            return True
+        if side.not_nets and any(ip in net for net in side.not_nets):
+            return True
+        return side.folded is not None and not self.snapshot.address_matches(side.folded, ip)
+
+    def _pair_bounds(
+        self, src: WorkloadEndpoint, dst: WorkloadEndpoint, sip: IPAddress, dip: IPAddress
+    ) -> _Bounds:
+        """Cuts of the rules that may match some flow of this pair (rules whose peer side
+        excludes the pair's other address can never match it, so their ports do not matter)."""
+        bounds = _Bounds()
+        version = sip.version
+        allows = {Direction.EGRESS: False, Direction.INGRESS: False}
+        for direction, ep in ((Direction.EGRESS, src), (Direction.INGRESS, dst)):
+            for rule in self._rules(ep, direction):
+                if (
+                    version in rule.families
+                    and not self._side_excludes(rule.source, sip)
+                    and not self._side_excludes(rule.destination, dip)
+                ):
+                    self._rule_bounds(rule, bounds)
+                    allows[direction] = allows[direction] or rule.action == "Allow"
+        # a side only allows through a matching Allow rule: none left means nothing passes
+        bounds.hopeless = not (allows[Direction.EGRESS] and allows[Direction.INGRESS])
+        return bounds
 
     def access(self, src: WorkloadEndpoint, dst: WorkloadEndpoint) -> Access:
         """Everything ``src`` may open towards ``dst`` (first addresses of a common family)."""
@@ -469,7 +516,9 @@ class PairEvaluator:
             sip, dip, icmp = s6, d6, PROTOCOL_ICMPV6
         else:
             return Access()
-        bounds = self._bounds(src, Direction.EGRESS).merge(self._bounds(dst, Direction.INGRESS))
+        bounds = self._pair_bounds(src, dst, sip, dip)
+        if bounds.hopeless:
+            return Access()
         protocols = {PROTOCOL_TCP, PROTOCOL_UDP, icmp, *bounds.protocols}
         allowed: dict[int, Intervals] = {}
         for proto in sorted(protocols):
@@ -484,7 +533,7 @@ class PairEvaluator:
                 allowed[proto] = intervals_union(got)
         if self._allowed(src, dst, sip, dip, self.other_protocol, 0):
             allowed[OTHER_PROTOCOL] = ((0, 0),)
-        return Access(allowed)
+        return Access(allowed, frozenset(protocols))
 
     def _allowed(
         self,

@@ -47,19 +47,17 @@ class StepKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointId:
-    """Kind, namespace (``""`` for host endpoints) and name of a policed endpoint."""
+class _ObjectRef:
+    """Kind, namespace (``""`` when cluster-scoped) and name of a resource."""
 
     kind: str
     namespace: str
     name: str
 
     def __str__(self) -> str:
-        return (
-            f"{self.kind}({self.namespace}/{self.name})"
-            if self.namespace
-            else (f"{self.kind}({self.name})")
-        )
+        if self.namespace:
+            return f"{self.kind}({self.namespace}/{self.name})"
+        return f"{self.kind}({self.name})"
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form."""
@@ -70,26 +68,14 @@ class EndpointId:
 
 
 @dataclass(frozen=True, slots=True)
-class PolicyId:
-    """Kind (``GlobalNetworkPolicy``, ``NetworkPolicy``, ``Profile``), namespace and name."""
+class EndpointId(_ObjectRef):
+    """A policed endpoint: kind, namespace (``""`` for host endpoints) and name."""
 
-    kind: str
-    namespace: str
-    name: str
 
-    def __str__(self) -> str:
-        return (
-            f"{self.kind}({self.namespace}/{self.name})"
-            if self.namespace
-            else (f"{self.kind}({self.name})")
-        )
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-ready form."""
-        out = {"kind": self.kind, "name": self.name}
-        if self.namespace:
-            out["namespace"] = self.namespace
-        return out
+@dataclass(frozen=True, slots=True)
+class PolicyId(_ObjectRef):
+    """A policy or profile: kind (``GlobalNetworkPolicy``, ``NetworkPolicy``, ``Profile``),
+    namespace and name."""
 
 
 @dataclass(frozen=True, slots=True)
