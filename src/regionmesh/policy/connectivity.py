@@ -403,14 +403,6 @@ class _Bounds:
     protocols: set[int] = field(default_factory=set)
     hopeless: bool = False
 
-    def merge(self, other: _Bounds) -> _Bounds:
-        out = _Bounds()
-        for src in (self, other):
-            for p, cuts in src.cuts.items():
-                out.cuts[p] |= cuts
-            out.protocols |= src.protocols
-        return out
-
 
 class PairEvaluator:
     """The exact :class:`Access` between two endpoints of one snapshot (see module docstring)."""

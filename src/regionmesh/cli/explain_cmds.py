@@ -1,0 +1,461 @@
+"""``regionmesh explain | verify | diff | graph | demo`` and ``apply --dry-run``.
+
+Thin click layer over :mod:`regionmesh.policy`: it reads every policy-relevant resource from the
+datastore into a :class:`~regionmesh.policy.Snapshot`, asks :mod:`regionmesh.policy.flowspec`
+(explain/verify), :mod:`regionmesh.policy.whatif` (diff, apply --dry-run) or
+:mod:`regionmesh.policy.connectivity` (graph, matrices) and prints text or JSON. Verdicts and
+traces are never computed here. Drawing is :mod:`.graph_render`; the demo is :mod:`.demo`.
+Exit status: 0 on success, 1 on any error (unknown endpoint, invalid file, datastore problem)
+and, for ``verify``, when any flow differs from its expectation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from regionmesh.cli.context import CliContext, datastore_options, fail
+from regionmesh.cli.resources import Prepared, prepare
+from regionmesh.datastore.resources import ResourceClient
+from regionmesh.errors import FieldError, RegionmeshError, ValidationError
+from regionmesh.model import Resource
+from regionmesh.policy import DirectionVerdict, FlowVerdict, Snapshot
+from regionmesh.policy.connectivity import Connectivity, compute_connectivity, protocol_name
+from regionmesh.policy.flowspec import (
+    FlowCheck,
+    check_flow,
+    load_flow_file,
+    parse_flow_entry,
+    resolve_flow,
+)
+from regionmesh.policy.whatif import FlowChange, WhatIf, what_if
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+SNAPSHOT_KINDS = (
+    "Tier",
+    "Profile",
+    "GlobalNetworkPolicy",
+    "NetworkPolicy",
+    "WorkloadEndpoint",
+    "HostEndpoint",
+    "NetworkSet",
+    "GlobalNetworkSet",
+)
+_OPTION_OF = {
+    "from.endpoint": "--from",
+    "from.ip": "--from-ip",
+    "from": "--from/--from-ip",
+    "to.endpoint": "--to",
+    "to.ip": "--to-ip",
+    "to": "--to/--to-ip",
+    "protocol": "--protocol",
+    "port": "--port",
+    "srcPort": "--src-port",
+    "icmp": "--icmp-type",
+    "icmp.type": "--icmp-type",
+    "icmp.code": "--icmp-code",
+}
+
+
+def _obj(ctx: click.Context) -> CliContext:
+    return ctx.ensure_object(CliContext)
+
+
+def load_resources(client: ResourceClient) -> list[Resource]:
+    """Every resource a Snapshot looks at, from the datastore."""
+    out: list[Resource] = []
+    for kind in SNAPSHOT_KINDS:
+        out.extend(client.list(kind).items)
+    return out
+
+
+def _snapshot(cli: CliContext) -> tuple[list[Resource], Snapshot]:
+    try:
+        resources = load_resources(cli.client())
+    except RegionmeshError as exc:
+        fail(f"cannot read resources from the datastore: {exc}")
+    return resources, Snapshot(resources)
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+def _direction_lines(title: str, verdict: DirectionVerdict | None) -> list[str]:
+    if verdict is None:
+        return [f"{title}: not a Calico endpoint, not policed"]
+    lines = [f"{title} of {verdict.endpoint}: {verdict.action.upper()}"]
+    for step in verdict.trace:
+        where = f"[tier {step.tier}] " if step.tier else ""
+        lines.append(f"  - {where}{step.message}")
+    return lines
+
+
+def _flow_line(verdict: FlowVerdict) -> str:
+    f = verdict.flow
+    proto = protocol_name(f.protocol)
+    src = f"{f.src_ip}" + (f":{f.src_port}" if f.src_port is not None else "")
+    dst = f"{f.dst_ip}" + (f":{f.dst_port}" if f.dst_port is not None else "")
+    extra = ""
+    if f.icmp_type is not None:
+        extra = f" type {f.icmp_type}" + (f" code {f.icmp_code}" if f.icmp_code is not None else "")
+    return f"{proto}{extra} {src} → {dst}"
+
+
+def render_explanation(verdict: FlowVerdict) -> str:
+    """The readable explanation of one verdict (used by explain and the demo)."""
+    lines = [
+        f"flow:    {_flow_line(verdict)}",
+        f"verdict: {'ALLOW' if verdict.allowed else 'DENY'}",
+        "",
+    ]
+    lines += _direction_lines("egress", verdict.egress)
+    lines += _direction_lines("ingress", verdict.ingress)
+    return "\n".join(lines)
+
+
+def _explain_entry(
+    src: str | None,
+    src_ip: str | None,
+    dst: str | None,
+    dst_ip: str | None,
+    protocol: str,
+    port: int | None,
+    src_port: int | None,
+    icmp_type: int | None,
+    icmp_code: int | None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"protocol": protocol}
+    for key, name, ip in (("from", src, src_ip), ("to", dst, dst_ip)):
+        side: dict[str, Any] = {}
+        if name is not None:
+            side["endpoint"] = name
+        if ip is not None:
+            side["ip"] = ip
+        entry[key] = side
+    if port is not None:
+        entry["port"] = port
+    if src_port is not None:
+        entry["srcPort"] = src_port
+    if icmp_type is not None:
+        entry["icmp"] = {
+            "type": icmp_type,
+            **({"code": icmp_code} if icmp_code is not None else {}),
+        }
+    elif icmp_code is not None:
+        fail("--icmp-code needs --icmp-type")
+    return entry
+
+
+def _option_errors(exc: ValidationError) -> str:
+    lines = []
+    for f in exc.fields:
+        opt = _OPTION_OF.get(f.path, f.path)
+        lines.append(f"{opt}: {f.reason}" + (f" (got {f.value!r})" if f.value else ""))
+    return "\n".join(lines)
+
+
+@click.command("explain", context_settings=CONTEXT)
+@click.option("--from", "src", metavar="NS/NAME", help="source WorkloadEndpoint")
+@click.option(
+    "--from-ip", "src_ip", metavar="IP", help="source address (alone, or narrowing --from)"
+)
+@click.option("--to", "dst", metavar="NS/NAME", help="destination WorkloadEndpoint")
+@click.option("--to-ip", "dst_ip", metavar="IP", help="destination address")
+@click.option("--protocol", "-p", required=True, help="TCP, UDP, ICMP, ICMPv6, SCTP or a number")
+@click.option("--port", type=int, default=None, help="destination port")
+@click.option("--src-port", type=int, default=None, help="source port")
+@click.option("--icmp-type", type=int, default=None)
+@click.option("--icmp-code", type=int, default=None)
+@click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
+@datastore_options
+@click.pass_context
+def explain_cmd(
+    ctx: click.Context,
+    src: str | None,
+    src_ip: str | None,
+    dst: str | None,
+    dst_ip: str | None,
+    protocol: str,
+    port: int | None,
+    src_port: int | None,
+    icmp_type: int | None,
+    icmp_code: int | None,
+    out: str,
+) -> None:
+    """Can this flow pass, and which tier/policy/rule decided? (egress of the source, ingress
+    of the destination)."""
+    entry = _explain_entry(src, src_ip, dst, dst_ip, protocol, port, src_port, icmp_type, icmp_code)
+    try:
+        spec = parse_flow_entry(entry)
+    except ValidationError as exc:
+        fail(f"invalid flow:\n{_option_errors(exc)}")
+    _resources, snap = _snapshot(_obj(ctx))
+    try:
+        check = check_flow(snap, spec)
+    except ValidationError as exc:
+        fail(f"cannot explain {spec.describe()}:\n{_option_errors(exc)}")
+    if out == "json":
+        doc = {"verdict": check.outcome, **check.verdict.to_dict()}
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(render_explanation(check.verdict))
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        fail(f"failed to read {path}: {exc.strerror or exc}")
+
+
+def run_verify(cli: CliContext, filename: str, out: str) -> None:
+    """Check every flow of a verify file; exit 1 on an error or any unexpected verdict."""
+    text = _read_text(filename)
+    try:
+        specs = load_flow_file(text, filename)
+    except ValidationError as exc:
+        fail(f"invalid flow file {filename}:\n" + "\n".join(f"  {f}" for f in exc.fields))
+    _resources, snap = _snapshot(cli)
+    errors: list[FieldError] = []
+    for i, spec in enumerate(specs):
+        try:
+            resolve_flow(snap, spec, f"[{i}]")
+        except ValidationError as exc:
+            errors.extend(exc.fields)
+    if errors:
+        fail(f"invalid flow file {filename}:\n" + "\n".join(f"  {f}" for f in errors))
+    checks: list[FlowCheck] = [check_flow(snap, spec, f"[{i}]") for i, spec in enumerate(specs)]
+    if out == "json":
+        report = [
+            {
+                "index": i,
+                "expect": c.resolved.spec.expect,
+                "verdict": c.outcome,
+                "ok": c.ok,
+                "trace": c.verdict.to_dict(),
+            }
+            for i, c in enumerate(checks)
+        ]
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for i, c in enumerate(checks):
+            mark = "ok  " if c.ok else "FAIL"
+            click.echo(
+                f"{mark} [{i}] {c.resolved.spec.describe()}: {c.outcome} "
+                f"(expected {c.resolved.spec.expect})"
+            )
+            if not c.ok:
+                decided = [
+                    f"{v.direction}: {v.decided_by.message}"
+                    for v in (c.verdict.egress, c.verdict.ingress)
+                    if v is not None and v.decided_by is not None
+                ]
+                for line in decided:
+                    click.echo(f"       {line}")
+        good = sum(c.ok for c in checks)
+        click.echo(f"{good} of {len(checks)} flow(s) as expected")
+    if not all(c.ok for c in checks):
+        raise SystemExit(1)
+
+
+@click.command("verify", context_settings=CONTEXT)
+@click.option("-f", "--filename", required=True, metavar="FILE|-", help="YAML/JSON list of flows")
+@click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
+@datastore_options
+@click.pass_context
+def verify_cmd(ctx: click.Context, filename: str, out: str) -> None:
+    """Check a list of expected flows (allow/deny); exit 1 if any differs."""
+    run_verify(_obj(ctx), filename, out)
+
+
+# ----------------------------------------------------------------------------- what-if
+
+
+def _load_changes(filename: str, namespace: str | None, recursive: bool) -> list[Resource]:
+    try:
+        items: list[Prepared] = prepare(filename, namespace, recursive=recursive)
+    except RegionmeshError as exc:
+        fail(f"failed to read {filename}: {exc}")
+    except OSError as exc:
+        fail(f"failed to read {filename}: {exc.strerror or exc}")
+    if not items:
+        fail("No resources specified in file")
+    bad = [p for p in items if not p.valid]
+    if bad:
+        lines = [f"{len(bad)} of {len(items)} document(s) invalid:"]
+        for p in bad:
+            lines.append(f"  {p.label()}:")
+            lines += [f"    {e}" for e in p.errors or ["document could not be decoded"]]
+        fail("\n".join(lines))
+    return [p.resource for p in items if p.resource is not None]
+
+
+def render_what_if(result: WhatIf) -> str:
+    """Text report: changes by region pair, one line per group pair and change."""
+    lines = [f"what-if: {', '.join(result.resources_changed) or 'no resources'}"]
+    for w in result.warnings:
+        lines.append(f"WARNING: {w.message}")
+    if not result.changes:
+        lines.append("no flow opens or closes")
+    for (r1, r2), changes in result.by_region_pair().items():
+        lines.append(f"region {r1} → region {r2}:")
+        merged: dict[tuple[str, str, str], list[FlowChange]] = {}
+        for c in changes:
+            merged.setdefault((c.change, c.src_group, c.dst_group), []).append(c)
+        for (what, g1, g2), cs in merged.items():
+            labels = ", ".join(c.service.label for c in cs)
+            src_vms = max(c.src_vms for c in cs)
+            dst_vms = max(c.dst_vms for c in cs)
+            pairs = max(c.vm_pairs for c in cs)
+            lines.append(
+                f"  {what.upper():5} {g1} → {g2}  {labels}  "
+                f"({src_vms} source VM(s) → {dst_vms} destination VM(s), {pairs} VM pair(s))"
+            )
+    lines.append(
+        f"({result.groups} endpoint groups; {result.pairs_evaluated} of {result.pairs_total} "
+        f"group pairs re-evaluated, {result.evaluations} flow evaluations)"
+    )
+    return "\n".join(lines)
+
+
+def run_what_if(
+    cli: CliContext,
+    filename: str,
+    namespace: str | None = None,
+    recursive: bool = False,
+    out: str = "text",
+    delete: bool = False,
+    **_: Any,
+) -> WhatIf:
+    """Print which flows applying (or deleting) ``filename`` would open or close; writes
+    nothing. Shared by ``diff`` and ``apply --dry-run``."""
+    changes = _load_changes(filename, namespace, recursive)
+    resources, _snap = _snapshot(cli)
+    result = what_if(resources, changes, delete=delete)
+    if out == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(render_what_if(result))
+    return result
+
+
+@click.command("diff", context_settings=CONTEXT)
+@click.option("-f", "--filename", required=True, metavar="FILE|DIR|-")
+@click.option("-n", "--namespace", default=None, help="namespace of namespaced kinds")
+@click.option("-R", "--recursive", is_flag=True)
+@click.option("--delete", is_flag=True, help="preview deleting the file's resources instead")
+@click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
+@datastore_options
+@click.pass_context
+def diff_cmd(
+    ctx: click.Context,
+    filename: str,
+    namespace: str | None,
+    recursive: bool,
+    delete: bool,
+    out: str,
+) -> None:
+    """Which flows would open or close if FILE were applied (nothing is written)."""
+    run_what_if(_obj(ctx), filename, namespace, recursive, out, delete)
+
+
+# ----------------------------------------------------------------------------- matrix/graph
+
+
+def render_matrix(conn: Connectivity) -> str:
+    """Region-by-region table: allowed VM pairs and what is allowed."""
+    regions = conn.regions
+    cells = conn.matrix()
+    lines = ["from \\ to".ljust(12) + "".join(r.ljust(34) for r in regions)]
+    for r1 in regions:
+        row = r1.ljust(12)
+        for r2 in regions:
+            c = cells[(r1, r2)]
+            what = ", ".join(c.access.labels()) or "-"
+            if len(what) > 18:
+                what = what[:17] + "…"
+            row += f"{c.vm_pairs}/{c.total_pairs} pairs: {what}".ljust(34)
+        lines.append(row.rstrip())
+    return "\n".join(lines)
+
+
+def render_edges(conn: Connectivity, *, cross_region_only: bool = False) -> str:
+    """One line per allowed group → group edge."""
+    lines = []
+    for e in conn.edges():
+        if cross_region_only and e.src_region == e.dst_region:
+            continue
+        lines.append(
+            f"  {e.src_region}/{e.src_name} → {e.dst_region}/{e.dst_name}: "
+            f"{', '.join(e.access.labels())}  ({e.vm_pairs} VM pair(s))"
+        )
+    return "\n".join(lines) or "  (none)"
+
+
+@click.command("graph", context_settings=CONTEXT)
+@click.option(
+    "-o", "--output", "fmt", default="html", type=click.Choice(["svg", "html", "json", "text"])
+)
+@click.option("--region", default=None, help="only flows from or to this region")
+@click.option("--file", "path", default=None, metavar="PATH", help="write here instead of stdout")
+@datastore_options
+@click.pass_context
+def graph_cmd(ctx: click.Context, fmt: str, region: str | None, path: str | None) -> None:
+    """Draw who may reach whom: regions as clusters, security groups as nodes, allowed flows as
+    edges labelled with protocol/port."""
+    from regionmesh.cli.graph_render import render_html, render_svg
+
+    _resources, snap = _snapshot(_obj(ctx))
+    conn = compute_connectivity(snap, region=region)
+    if fmt == "json":
+        text = json.dumps(conn.to_dict(), indent=2)
+    elif fmt == "text":
+        text = render_matrix(conn) + "\n\nallowed flows:\n" + render_edges(conn)
+    elif fmt == "svg":
+        text = render_svg(conn, title=_title(region))
+    else:
+        text = render_html(conn, title=_title(region))
+    if path:
+        Path(path).write_text(text + "\n")
+        click.echo(f"wrote {path}", err=True)
+    else:
+        click.echo(text)
+
+
+def _title(region: str | None) -> str:
+    return f"regionmesh connectivity — region {region}" if region else "regionmesh connectivity"
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@click.command("demo", context_settings=CONTEXT)
+@click.option(
+    "--no-dataplane",
+    is_flag=True,
+    help="skip the agents/network namespaces/real TCP part (it also is skipped when not root)",
+)
+@click.option("--keep", is_flag=True, help="keep the temporary datastore file (prints its path)")
+@datastore_options
+@click.pass_context
+def demo_cmd(ctx: click.Context, no_dataplane: bool, keep: bool) -> None:
+    """Build the two-region cloud, apply allow-tcp-80, show who can reach whom before/after,
+    explain one cross-region flow, and (as root) prove it with real TCP."""
+    from regionmesh.cli.demo import run_demo
+
+    code = run_demo(_obj(ctx), dataplane=not no_dataplane, keep=keep)
+    if code:
+        raise SystemExit(code)
+
+
+EXPLAIN_COMMANDS: Sequence[click.Command] = (explain_cmd, verify_cmd, diff_cmd, graph_cmd, demo_cmd)
