@@ -45,6 +45,7 @@ Float = Annotated[float, Strict(), PlainSerializer(_float_out)]
 
 
 _WIRE_NAMES: dict[type[BaseModel], frozenset[str]] = {}
+_KNOWN_NAMES: dict[type[BaseModel], frozenset[str]] = {}
 
 
 class Model(BaseModel):
@@ -72,7 +73,9 @@ class Model(BaseModel):
     @classmethod
     def _drop_unknown_when_lenient(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, dict) and info.context and info.context.get(LENIENT):
-            known = cls.wire_names() | frozenset(cls.model_fields)
-            if any(k not in known for k in data):
+            known = _KNOWN_NAMES.get(cls)
+            if known is None:
+                known = _KNOWN_NAMES[cls] = cls.wire_names() | frozenset(cls.model_fields)
+            if not known.issuperset(data):
                 return {k: v for k, v in data.items() if k in known}
         return data

@@ -364,11 +364,10 @@ def from_storage(data: Mapping[str, Any], *, resource_version: str) -> Resource:
     (Calico ≤ v3.29) is returned as ``<name>``.
     """
     doc = dict(data)
-    where = f"stored {describe(doc)}"
     try:
         cls = _check_type(doc, require_version=False)
     except ValidationError as exc:
-        raise ValidationError(exc.fields, where=where) from None
+        raise ValidationError(exc.fields, where=f"stored {describe(doc)}") from None
     meta = dict(doc.get("metadata") or {})
     if cls.KIND in _POLICY_KINDS:
         _undo_policy_name_storage(doc, meta)
@@ -378,7 +377,7 @@ def from_storage(data: Mapping[str, Any], *, resource_version: str) -> Resource:
     try:
         return cls.model_validate(doc, by_alias=True, by_name=False, context={LENIENT: True})
     except pydantic.ValidationError as exc:
-        raise ValidationError(field_errors(exc), where=where) from None
+        raise ValidationError(field_errors(exc), where=f"stored {describe(data)}") from None
 
 
 def _undo_policy_name_storage(doc: Mapping[str, Any], meta: dict[str, Any]) -> None:
