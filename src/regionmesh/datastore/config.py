@@ -200,7 +200,8 @@ def parse_url(url: str, *, source: str, env: Mapping[str, str] = os.environ) -> 
                 f"invalid datastore URL {url!r} from {source}: a sqlite URL needs an absolute "
                 "path, e.g. sqlite:///var/lib/regionmesh/regionmesh.db"
             )
-        return DatastoreConfig(kind="sqlite", path=path, source=source)
+        # sqlite:///abs/path and SQLAlchemy's sqlite:////abs/path both mean /abs/path
+        return DatastoreConfig(kind="sqlite", path="/" + path.lstrip("/"), source=source)
     if scheme in ("http", "https"):
         config = DatastoreConfig(
             kind="etcd", endpoints=_split_endpoints(url, source, url), source=source
