@@ -18,7 +18,9 @@ Deciding what to program is the driver's and the renderer's job; this module onl
 from __future__ import annotations
 
 import json
+import logging
 import re
+import socket
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from pyroute2 import netns as pyroute2_netns
 
 from regionmesh.dataplane.fakenft import FakeNft
 from regionmesh.errors import DataplaneError
+
+LOG = logging.getLogger(__name__)
 
 __all__ = [
     "EndpointRoute",
@@ -222,3 +226,67 @@ class NetlinkRoutes:
             if iface not in desired:
                 del self._configured[iface]
         return missing
+
+
+IFA_F_NOPREFIXROUTE = 0x200
+
+
+class NetlinkAliases:
+    """Alias interfaces that carry addresses without changing routing (for the DHCP agent).
+
+    ``ensure(name, addresses)`` makes a ``dummy`` link (or, where this kernel has no dummy
+    links, a veth whose peer ``nsp-…`` stays down), sets it up and gives it exactly
+    ``addresses`` (IPv4 ``a.b.c.d/len``) with ``noprefixroute``, so no connected route
+    appears. Acts on the current network namespace, or ``netns`` when given.
+    """
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+
+    def _ipr(self) -> IPRoute:
+        return IPRoute(netns=self.netns) if self.netns else IPRoute()
+
+    def exists(self, name: str) -> bool:
+        """Whether the link exists."""
+        with self._ipr() as ipr:
+            return bool(ipr.link_lookup(ifname=name))
+
+    def ensure(self, name: str, addresses: list[str], *, peer: str) -> None:
+        """The link exists, is up and carries exactly ``addresses``."""
+        try:
+            with self._ipr() as ipr:
+                found = ipr.link_lookup(ifname=name)
+                if not found:
+                    try:
+                        ipr.link("add", ifname=name, kind="dummy")
+                    except NetlinkError as exc:
+                        LOG.debug("dummy links unavailable (%s): a veth for %s", exc, name)
+                        ipr.link("add", ifname=name, kind="veth", peer=peer)
+                    found = ipr.link_lookup(ifname=name)
+                index = found[0]
+                ipr.link("set", index=index, state="up")
+                have = {
+                    f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                    for a in ipr.get_addr(index=index, family=socket.AF_INET)
+                }
+                for address in sorted(set(addresses) - have):
+                    ip, _, plen = address.partition("/")
+                    ipr.addr(
+                        "add", index=index, address=ip, prefixlen=int(plen),
+                        IFA_FLAGS=IFA_F_NOPREFIXROUTE,
+                    )  # fmt: skip
+                for address in sorted(have - set(addresses)):
+                    ip, _, plen = address.partition("/")
+                    ipr.addr("del", index=index, address=ip, prefixlen=int(plen))
+        except (NetlinkError, OSError) as exc:
+            raise DataplaneError(f"alias interface {name}: {exc}") from exc
+
+    def remove(self, name: str) -> None:
+        """Delete the link (and its veth peer) if it exists."""
+        try:
+            with self._ipr() as ipr:
+                found = ipr.link_lookup(ifname=name)
+                if found:
+                    ipr.link("del", index=found[0])
+        except (NetlinkError, OSError) as exc:
+            raise DataplaneError(f"alias interface {name}: {exc}") from exc

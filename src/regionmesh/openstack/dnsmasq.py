@@ -15,7 +15,9 @@ each network it is given it
   30 s of uptime), and on start-up stops dnsmasq processes a previous agent left behind in
   the same state directory.
 
-Everything here acts on the network namespace the agent runs in, through ``ip`` and signals.
+Everything here acts on the network namespace the agent runs in: links through the
+dataplane's netlink runner (:class:`regionmesh.dataplane.runner.NetlinkAliases`), processes
+through signals.
 What to serve is decided in :mod:`regionmesh.openstack.dhcp_agent`.
 """
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import shutil
@@ -35,6 +36,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from regionmesh.dataplane.runner import NetlinkAliases
 from regionmesh.errors import ConfigError, DataplaneError
 from regionmesh.openstack.dhcp_agent import (
     ALIAS_PREFIX,
@@ -61,18 +63,6 @@ _PR_SET_PDEATHSIG = 1
 # ---------------------------------------------------------------------------- interfaces
 
 
-def _ip(*args: str, check: bool = True) -> str:
-    try:
-        proc = subprocess.run(
-            ["ip", *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DataplaneError(f"ip {' '.join(args)}: {exc}") from exc
-    if check and proc.returncode != 0:
-        raise DataplaneError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def tap_mtu(interface: str) -> int | None:
     """The MTU of ``interface`` in this namespace, or None when it does not exist (yet)."""
     if not interface or "/" in interface or interface.startswith("."):
@@ -85,7 +75,10 @@ def tap_mtu(interface: str) -> int | None:
 
 
 class AliasInterfaces:
-    """Creates, addresses and removes the ``ns-…`` alias interfaces (via ``ip``)."""
+    """The ``ns-…`` alias interfaces, through the dataplane's netlink runner."""
+
+    def __init__(self) -> None:
+        self._links = NetlinkAliases()
 
     def exists(self, name: str) -> bool:
         """Whether the link exists."""
@@ -93,29 +86,12 @@ class AliasInterfaces:
 
     def ensure(self, name: str, addresses: list[str]) -> None:
         """The link exists, is up and carries exactly ``addresses`` (IPv4, noprefixroute)."""
-        if not self.exists(name):
-            made = _ip("link", "add", name, "type", "dummy", check=False)
-            if not self.exists(name):
-                LOG.debug("dummy links unavailable (%s): using a veth for %s", made, name)
-                peer = "nsp-" + name[len(ALIAS_PREFIX) :]
-                _ip("link", "add", name, "type", "veth", "peer", "name", peer)
-        _ip("link", "set", name, "up")
-        shown = json.loads(_ip("-j", "-4", "addr", "show", "dev", name) or "[]")
-        have = {
-            f"{a['local']}/{a['prefixlen']}"
-            for link in shown
-            for a in link.get("addr_info", [])
-            if a.get("family") == "inet"
-        }
-        for address in sorted(set(addresses) - have):
-            _ip("addr", "add", address, "dev", name, "noprefixroute")
-        for address in sorted(have - set(addresses)):
-            _ip("addr", "del", address, "dev", name, check=False)
+        self._links.ensure(name, addresses, peer="nsp-" + name[len(ALIAS_PREFIX) :])
 
     def remove(self, name: str) -> None:
         """Delete the link (and its veth peer) if it exists."""
         if self.exists(name):
-            _ip("link", "del", name, check=False)
+            self._links.remove(name)
 
 
 # ---------------------------------------------------------------------------- one dnsmasq
