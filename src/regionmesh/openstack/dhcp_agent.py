@@ -60,6 +60,7 @@ from regionmesh.model import codec
 from regionmesh.model.endpoints import WorkloadEndpoint, split_workload_endpoint_name
 from regionmesh.model.regions import region_namespace
 from regionmesh.openstack.config import ComputeNodeConfig, datastore_url
+from regionmesh.openstack.translate import HostRoute
 
 LOG = logging.getLogger(__name__)
 
@@ -76,14 +77,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 # ---------------------------------------------------------------------------- subnets
-
-
-@dataclass(frozen=True, slots=True)
-class HostRoute:
-    """One Neutron ``host_routes`` entry."""
-
-    destination: str
-    nexthop: str
 
 
 @dataclass(frozen=True, slots=True)
