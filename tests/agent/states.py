@@ -37,6 +37,7 @@ R2 = "openstack-region-two"
 
 Key = tuple[str, str | None, str]
 TierList = tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...]
+NatList = tuple[tuple[str, str], ...]  # (internal, external), v4 mappings before v6
 
 
 # ------------------------------------------------------------------- resource builders ----
@@ -54,8 +55,12 @@ def wep(
     labels: Mapping[str, str] | None = None,
     profiles: Iterable[str] = (),
     ports: Iterable[dict[str, Any]] = (),
+    nats: Iterable[tuple[str, str]] = (),
 ) -> WorkloadEndpoint:
-    """An OpenStack-style WorkloadEndpoint as networking-calico writes it."""
+    """An OpenStack-style WorkloadEndpoint as networking-calico writes it.
+
+    ``nats`` are ``(internalIP, externalIP)`` floating IPs (``spec.ipNATs``).
+    """
     name = f"{host}-openstack-vm{port}-{port}"
     all_labels = {sg_label(s): s for s in sgs}
     all_labels |= {"projectcalico.org/namespace": ns, "projectcalico.org/orchestrator": "openstack"}
@@ -75,6 +80,11 @@ def wep(
                 ],
                 "profiles": list(profiles),
                 "ports": list(ports),
+                **(
+                    {"ipNATs": [{"internalIP": i, "externalIP": e} for i, e in nats]}
+                    if nats
+                    else {}
+                ),
             },
         }
     )
@@ -165,6 +175,7 @@ class State:
     profiles: frozenset[str] = frozenset()
     endpoints: Mapping[str, TierList] = field(default_factory=dict)
     endpoint_profiles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    endpoint_nats: Mapping[str, NatList] = field(default_factory=dict)
 
     def named(self, name: str) -> State:
         return replace(self, name=name)
@@ -199,12 +210,17 @@ class State:
         return replace(self, profiles=frozenset(ids))
 
     def with_endpoint(
-        self, endpoint_id: str, tiers: TierList = (), profiles: tuple[str, ...] = ()
+        self,
+        endpoint_id: str,
+        tiers: TierList = (),
+        profiles: tuple[str, ...] = (),
+        nats: NatList = (),
     ) -> State:
         return replace(
             self,
             endpoints={**self.endpoints, endpoint_id: tiers},
             endpoint_profiles={**self.endpoint_profiles, endpoint_id: profiles},
+            endpoint_nats={**self.endpoint_nats, endpoint_id: nats},
         )
 
     def without_endpoint(self, endpoint_id: str) -> State:
@@ -212,6 +228,7 @@ class State:
             self,
             endpoints={k: v for k, v in self.endpoints.items() if k != endpoint_id},
             endpoint_profiles={k: v for k, v in self.endpoint_profiles.items() if k != endpoint_id},
+            endpoint_nats={k: v for k, v in self.endpoint_nats.items() if k != endpoint_id},
         )
 
 
@@ -309,6 +326,12 @@ def assert_dataplane(dp: RecordingDataplane, st: State, where: str) -> None:
     assert got_eps == dict(st.endpoints), f"{where}: endpoint tiers"
     got_profiles = {e: m.profile_ids for e, m in dp.endpoints.items()}
     assert got_profiles == dict(st.endpoint_profiles), f"{where}: endpoint profiles"
+    got_nats = {
+        e: tuple((n.internal, n.external) for n in m.ipv4_nats + m.ipv6_nats)
+        for e, m in dp.endpoints.items()
+    }
+    want_nats = {e: st.endpoint_nats.get(e, ()) for e in st.endpoints}
+    assert got_nats == want_nats, f"{where}: endpoint floating IPs"
 
 
 def run_steps(steps: list[Step], flush: str, hostname: str = HOST) -> RecordingDataplane:

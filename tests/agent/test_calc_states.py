@@ -15,6 +15,7 @@ from tests.agent.states import (
     gnp,
     gns,
     hep,
+    key_of,
     netset,
     np,
     ossg_policy,
@@ -25,6 +26,10 @@ from tests.agent.states import (
     tier,
     wep,
 )
+
+from regionmesh.agent.graph import CalcGraph, ResourceUpdate
+from regionmesh.dataplane.messages import NatMapping
+from regionmesh.dataplane.recording import RecordingDataplane
 
 # --------------------------------------------------------------- two-region OpenStack ----
 vm1 = wep(HOST, R1, "p1", ["10.1.0.1"], ["sga"])
@@ -266,6 +271,39 @@ types_state = (
     .with_endpoint(eid(vm4))
 )
 
+# ---------------------------------------------------------- floating IPs (ipNATs) ----
+fip_vm = wep(
+    HOST,
+    R1,
+    "p6",
+    ["10.1.0.6", "fd00::6"],
+    ["sgb"],
+    nats=[("10.1.0.6", "172.16.0.6"), ("fd00::6", "2001:db8::6")],
+)
+fip_moved = wep(HOST, R1, "p6", ["10.1.0.6", "fd00::6"], ["sgb"], nats=[("10.1.0.6", "172.16.0.7")])
+fip_gone = wep(HOST, R1, "p6", ["10.1.0.6", "fd00::6"], ["sgb"])
+SGB_TIERS = (("default", (pid(sg_b),), (pid(sg_b),), "Deny"),)
+fips_both = (
+    EMPTY.named("floating IPs v4+v6")
+    .with_resources(fip_vm, sg_b)
+    .with_policies(pid(sg_b))
+    .with_endpoint(
+        eid(fip_vm),
+        SGB_TIERS,
+        nats=(("10.1.0.6", "172.16.0.6"), ("fd00::6", "2001:db8::6")),
+    )
+)
+fips_moved = (
+    fips_both.named("floating IP re-associated")
+    .with_resources(fip_moved)
+    .with_endpoint(eid(fip_vm), SGB_TIERS, nats=(("10.1.0.6", "172.16.0.7"),))
+)
+fips_gone = (
+    fips_moved.named("floating IP released")
+    .with_resources(fip_gone)
+    .with_endpoint(eid(fip_vm), SGB_TIERS)
+)
+
 SEQUENCES: dict[str, list[State]] = {
     "openstack": [
         openstack_full,
@@ -279,6 +317,7 @@ SEQUENCES: dict[str, list[State]] = {
     "sets": [db_members],
     "types": [types_state],
     "mixed": [openstack_full, tiers_pass, named_ports, db_members, profile_blue],
+    "floating-ips": [fips_both, fips_moved, fips_gone],
 }
 
 
@@ -295,3 +334,25 @@ def test_invalid_resource_is_really_invalid() -> None:
 
     assert validate(invalid)
     assert not validate(ingress_only)
+
+
+def test_ipnat_outside_the_endpoint_networks_is_never_programmed() -> None:
+    """Calico's validator refuses such a WEP ("NAT is not in the endpoint networks"); the
+    resolver at least never DNATs to an address the VM does not own, nor across families."""
+    bad = wep(
+        HOST,
+        R1,
+        "p7",
+        ["10.1.0.7"],
+        nats=[("10.9.9.9", "172.16.0.9"), ("10.1.0.7", "2001:db8::7"), ("10.1.0.7", "172.16.0.8")],
+    )
+    graph = CalcGraph(HOST)
+    dp = RecordingDataplane()
+    graph.in_sync()
+    graph.on_updates([ResourceUpdate(*key_of(bad), bad)])
+    for msg in graph.flush():
+        dp.on_update(msg)
+    ep = dp.endpoints.get(eid(bad))
+    if ep is not None:  # the model may one day reject the whole WEP, as Calico does
+        assert ep.ipv4_nats == (NatMapping("10.1.0.7", "172.16.0.8"),)
+        assert ep.ipv6_nats == ()

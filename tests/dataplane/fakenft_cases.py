@@ -9,6 +9,7 @@ add set ip t n { type ipv4_addr . inet_proto . inet_service; }
 add map ip t m { type ifname : verdict; }
 add chain ip t c
 add chain ip t d
+add chain ip t d2
 add chain ip t b { type filter hook forward priority filter; policy accept; }
 add element ip t s { 10.0.0.1, 10.0.0.2 }
 add element ip t i { 10.0.0.0/24, 10.1.0.1 }
@@ -23,6 +24,18 @@ add rule ip t b log prefix "calico-packet: " level info
 add rule ip t b jump c
 add rule ip t c ip saddr @i goto d
 add element ip t m { "tapx" : goto d }
+"""
+
+FIP_NAT = """add chain ip t pre { type nat hook prerouting priority dstnat; policy accept; }
+add chain ip t out { type nat hook output priority -100; policy accept; }
+add chain ip t post { type nat hook postrouting priority 110; policy accept; }
+add chain ip t fipd
+add chain ip t fips
+add rule ip t pre jump fipd
+add rule ip t out jump fipd
+add rule ip t post jump fips
+add rule ip t fipd ip daddr 10.9.0.1 dnat to 10.0.0.1 comment "cali:f; Floating IP"
+add rule ip t fips ip saddr 10.0.0.1 ip daddr 10.0.0.1 snat to 10.9.0.1
 """
 
 # (name, script, kernel accepts it) — each applied on top of BASE (which must succeed).
@@ -73,6 +86,63 @@ CASES: list[tuple[str, str, bool]] = [
     (
         "element delete then re-add",
         "delete element ip t s { 10.0.0.1 }\nadd element ip t s { 10.0.0.1 }",
+        True,
+    ),
+    # ---- nat: floating IPs and metadata (the shapes render.py emits) ----
+    ("floating-ip nat chains", FIP_NAT, True),
+    (
+        "dstnat keyword on the output hook",
+        "add chain ip t o { type nat hook output priority dstnat; policy accept; }",
+        False,
+    ),
+    (
+        "srcnat keyword on the input hook",
+        "add chain ip t o { type nat hook input priority srcnat; policy accept; }",
+        False,
+    ),
+    (
+        "dstnat keyword on a filter prerouting chain",
+        "add chain ip t o { type filter hook prerouting priority dstnat; policy accept; }",
+        True,
+    ),
+    (
+        "nat chain on the forward hook",
+        "add chain ip t o { type nat hook forward priority 0; policy accept; }",
+        False,
+    ),
+    ("dnat in a filter base chain", "add rule ip t b ip daddr 10.9.0.1 dnat to 10.0.0.1", False),
+    ("dnat in an unreferenced chain", "add rule ip t d2 ip daddr 10.9.0.1 dnat to 10.0.0.1", True),
+    (
+        "dnat in a chain reached from filter (goto, map)",
+        "add rule ip t d ip daddr 10.9.0.1 dnat to 10.0.0.1",
+        False,
+    ),
+    (
+        "jump from filter to a chain with dnat",
+        "add rule ip t d2 ip daddr 10.9.0.1 dnat to 10.0.0.1\nadd rule ip t c jump d2",
+        False,
+    ),
+    (
+        "snat reached from prerouting",
+        FIP_NAT + "\nadd rule ip t fipd ip saddr 10.0.0.1 ip daddr 10.0.0.1 snat to 10.9.0.1",
+        False,
+    ),
+    (
+        "dnat reached from postrouting",
+        FIP_NAT + "\nadd rule ip t fips ip daddr 10.9.0.1 dnat to 10.0.0.1",
+        False,
+    ),
+    (
+        "dnat with a port and metadata shape",
+        FIP_NAT + '\nadd rule ip t pre iifname "tap*" ip daddr 169.254.169.254 tcp dport 80'
+        " dnat to 127.0.0.1:8775",
+        True,
+    ),
+    ("v6 dnat target in a v4 table", FIP_NAT + "\nadd rule ip t fipd dnat to fd00::1", False),
+    (
+        "flush the fip chains then refill",
+        FIP_NAT + "\nflush chain ip t fipd\nflush chain ip t fips\n"
+        "add rule ip t fipd ip daddr 10.9.0.2 dnat to 10.0.0.2",
         True,
     ),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from dp_scenario import IP, POL_WEB, SET_CLIENT, endpoint, snapshot
@@ -17,6 +18,7 @@ from regionmesh.dataplane import (
     IPSetRemove,
     IPSetUpdate,
     Message,
+    NatMapping,
     NftDataplane,
     SubprocessNft,
     WorkloadEndpointRemove,
@@ -74,6 +76,16 @@ def _sequence() -> list[list[Message]]:
         [IPSetDeltaUpdate(SET_CLIENT, added=frozenset({"10.80.0.0/16"}))],  # becomes interval
         [IPSetDeltaUpdate(SET_CLIENT, added=frozenset({"10.80.1.1", "10.81.0.0/24"}))],
         [IPSetUpdate("s:new", frozenset({"10.9.0.1"}))],
+        [  # floating IPs, both families: nat chains flushed and refilled by a delta
+            replace(
+                endpoint("a"),
+                ipv6_nets=("fd00::2/128",),
+                ipv4_nats=(NatMapping(IP["a"], "172.16.5.2"),),
+                ipv6_nats=(NatMapping("fd00::2", "2001:db8::2"),),
+            ),
+            replace(endpoint("d"), ipv4_nats=(NatMapping(IP["d"], "172.16.5.4"),)),
+        ],
+        [endpoint("a")],  # ipNAT removed, endpoint kept
         [endpoint("a", policy=""), ActivePolicyRemove(POL_WEB), IPSetRemove(SET_CLIENT)],
         [WorkloadEndpointRemove("host1/openstack/d"), endpoint("e", policy="")],
         [HostConfig(ipv6_enabled=False)],

@@ -204,7 +204,10 @@ def test_full_table_static_parts() -> None:
     state = DesiredState(config=HostConfig(metadata_addr="10.64.0.1", metadata_port=8775))
     t = render_table(state, 4)
     nat = [strip(r) for r in t.chains["nat-cali-PREROUTING"].rules]
-    assert nat == ['iifname "tap*" ip daddr 169.254.169.254 tcp dport 80 dnat to 10.64.0.1:8775']
+    assert nat == [
+        f"jump {names.FIP_DNAT}",  # floating IPs first, as Felix
+        'iifname "tap*" ip daddr 169.254.169.254 tcp dport 80 dnat to 10.64.0.1:8775',
+    ]
     to_host = [strip(r) for r in t.chains[names.WL_TO_HOST].rules]
     assert to_host[0] == "ip daddr 10.64.0.1 tcp dport 8775 accept"
     assert to_host[-2:] == [f"jump {names.FROM_WL_DISPATCH}", "drop"]
@@ -212,7 +215,9 @@ def test_full_table_static_parts() -> None:
         assert strip(t.chains[dispatch].rules[-1]) == "counter drop"  # unknown interface
     assert t.chains["filter-FORWARD"].hook and "hook forward" in t.chains["filter-FORWARD"].hook
     v6 = render_table(state, 6)
-    assert "nat-PREROUTING" not in v6.chains
+    assert [strip(r) for r in v6.chains["nat-cali-PREROUTING"].rules] == [
+        f"jump {names.FIP_DNAT}"  # no metadata DNAT in v6
+    ]
     accept = DesiredState(config=HostConfig(default_endpoint_to_host_action="ACCEPT"))  # type: ignore[arg-type]
     assert strip(render_table(accept, 4).chains[names.WL_TO_HOST].rules[-1]) == "accept"
     pol = ActivePolicyUpdate("p", (Rule(Action.ALLOW),))

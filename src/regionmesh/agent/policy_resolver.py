@@ -10,7 +10,11 @@ endpoints; changes only mark endpoints *dirty*. :meth:`PolicyResolver.flush` the
   ``types`` governs both) come from :mod:`regionmesh.policy.ordering`;
 * a tier appears only if some policy in it applies in at least one direction, and lists per
   direction only the policies governing that direction;
-* the endpoint's profiles, in its order, follow the tiers.
+* the endpoint's profiles, in its order, follow the tiers;
+* its floating IPs (``spec.ipNATs``) as :class:`~regionmesh.dataplane.messages.NatMapping`
+  per family (Felix ``Ipv4Nat``/``Ipv6Nat``). A mapping Calico's validator would refuse
+  (internal address not among the endpoint's ``ipNetworks``, or families differ) is left out
+  with a warning rather than DNATing to an address the VM does not own.
 
 A ``default`` tier with no Tier resource behaves as Calico's built-in one (order 1000000,
 Deny). Converting rules and deciding which policies are active are other nodes' jobs.
@@ -18,13 +22,19 @@ Deny). Converting rules and deciding which policies are active are other nodes' 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 
 from regionmesh.agent.dispatcher import UpdateDispatcher
 from regionmesh.agent.label_inheritance import EntityInfo, normalise_address
 from regionmesh.agent.updates import TIER, EndpointSink, Key, ResourceUpdate, endpoint_id
-from regionmesh.dataplane.messages import TierDefaultAction, TierInfo, WorkloadEndpointUpdate
+from regionmesh.dataplane.messages import (
+    NatMapping,
+    TierDefaultAction,
+    TierInfo,
+    WorkloadEndpointUpdate,
+)
 from regionmesh.errors import ValidationError
 from regionmesh.model import (
     DEFAULT_TIER,
@@ -200,6 +210,7 @@ class PolicyResolver:
                 continue
             text = addr if "/" in addr else addr + ("/128" if ":" in addr else "/32")
             (v6 if ":" in addr else v4).append(text)
+        nats4, nats6 = _nat_mappings(eid, endpoint, v4 + v6)
         return WorkloadEndpointUpdate(
             id=eid,
             name=spec.interface_name,
@@ -208,4 +219,31 @@ class PolicyResolver:
             ipv6_nets=tuple(dict.fromkeys(v6)),
             tiers=self.tiers_of(eid),
             profile_ids=tuple(dict.fromkeys(spec.profiles)),
+            ipv4_nats=nats4,
+            ipv6_nats=nats6,
         )
+
+
+def _nat_mappings(
+    eid: str, endpoint: WorkloadEndpoint, nets: list[str]
+) -> tuple[tuple[NatMapping, ...], tuple[NatMapping, ...]]:
+    """``spec.ipNATs`` split by family, normalised, deduplicated, in the endpoint's order."""
+    networks = [ipaddress.ip_network(n, strict=False) for n in nets]
+    out: dict[int, dict[NatMapping, None]] = {4: {}, 6: {}}
+    for nat in endpoint.spec.ip_nats:
+        try:
+            internal = ipaddress.ip_address(nat.internal_ip)
+            external = ipaddress.ip_address(nat.external_ip)
+        except ValueError:
+            LOG.warning("Endpoint %s: ignoring unparseable ipNAT %s", eid, nat)
+            continue
+        if internal.version != external.version or not any(internal in n for n in networks):
+            LOG.warning(
+                "Endpoint %s: ignoring ipNAT %s -> %s (NAT is not in the endpoint networks)",
+                eid,
+                external,
+                internal,
+            )
+            continue
+        out[internal.version][NatMapping(str(internal), str(external))] = None
+    return tuple(out[4]), tuple(out[6])

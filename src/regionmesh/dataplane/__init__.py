@@ -6,7 +6,8 @@ project except :mod:`regionmesh.errors`. Public names:
 * messages: :class:`HostConfig`, :class:`IPSetUpdate`, :class:`IPSetDeltaUpdate`,
   :class:`IPSetRemove`, :class:`ActivePolicyUpdate`, :class:`ActivePolicyRemove`,
   :class:`ActiveProfileUpdate`, :class:`ActiveProfileRemove`, :class:`WorkloadEndpointUpdate`,
-  :class:`WorkloadEndpointRemove`, :class:`InSync` and their parts (:class:`Rule`, ...);
+  :class:`WorkloadEndpointRemove`, :class:`InSync` and their parts (:class:`Rule`,
+  :class:`NatMapping`, ...);
 * :class:`Dataplane` (the Protocol), :class:`NftDataplane` (the kernel driver),
   :class:`RecordingDataplane` (contract-checking test double);
 * runners: :class:`SubprocessNft`, :class:`FakeNft`, :class:`NetlinkRoutes`.
@@ -33,6 +34,7 @@ from regionmesh.dataplane.messages import (
     IPSetUpdate,
     Message,
     NamedPortMember,
+    NatMapping,
     PortRange,
     Rule,
     TierDefaultAction,
@@ -68,6 +70,7 @@ __all__ = [
     "InSync",
     "Message",
     "NamedPortMember",
+    "NatMapping",
     "NetlinkRoutes",
     "NftDataplane",
     "NftRunner",

@@ -6,7 +6,8 @@ cheap and only records (state + dirty marks), ``apply()`` renders what is dirty 
 whole table if it drifted. The first apply after ``InSync`` — and the first apply after any
 failed transaction — replaces the whole table (``add table; delete table; add table; …``),
 later applies are deltas: IP-set element adds/deletes, dirty chains flushed and refilled,
-removed chains deleted after their referrers are gone, verdict-map elements added/removed.
+removed chains deleted after their referrers are gone, verdict-map elements added/removed,
+and the two floating-IP chains re-rendered when any endpoint's ``ipNATs`` changed.
 
 Rendering is :mod:`.render`; scripting :mod:`.tables`; kernel access :mod:`.runner`. This
 module decides *what* changed. It does not check the message order (that is
@@ -43,6 +44,8 @@ from regionmesh.dataplane.render import (
     IPSetState,
     dispatch_verdicts,
     endpoint_chain,
+    endpoint_nats,
+    fip_chains,
     member_element,
     nft_family,
     policy_chains,
@@ -92,6 +95,7 @@ class NftDataplane(Dataplane):
         self._programmed_ifaces: dict[str, str] = {}  # endpoint id -> iface in the kernel
         self._full_needed = True
         self._routes_dirty = True
+        self._nats_dirty = False  # some endpoint's floating IPs changed since the last apply
         self._dirty: set[_Key] = set()
         self._set_replaced: set[str] = set()
         self._set_pending: dict[str, set[tuple[int, str]]] = defaultdict(set)
@@ -155,6 +159,10 @@ class NftDataplane(Dataplane):
                     self._dirty.add((kind, msg.id))
                     self._touch_users((kind, msg.id))
             case WorkloadEndpointUpdate():
+                old = s.endpoints.get(msg.id)
+                old_nats = (old.ipv4_nats, old.ipv6_nats) if old is not None else ((), ())
+                if old_nats != (msg.ipv4_nats, msg.ipv6_nats):
+                    self._nats_dirty = True
                 s.endpoints[msg.id] = msg
                 targets = {("policy", p) for p in msg.policy_ids()}
                 targets |= {("profile", p) for p in msg.profile_ids}
@@ -162,7 +170,10 @@ class NftDataplane(Dataplane):
                 self._dirty.add(("endpoint", msg.id))
                 self._routes_dirty = True
             case WorkloadEndpointRemove():
-                if s.endpoints.pop(msg.id, None) is not None:
+                gone = s.endpoints.pop(msg.id, None)
+                if gone is not None:
+                    if gone.ipv4_nats or gone.ipv6_nats:
+                        self._nats_dirty = True
                     self._set_refs(("endpoint", msg.id), set())
                     self._dirty.add(("endpoint", msg.id))
                     self._routes_dirty = True
@@ -242,6 +253,7 @@ class NftDataplane(Dataplane):
         self.full_applies += 1
 
     def _clear_dirty(self) -> None:
+        self._nats_dirty = False
         self._dirty.clear()
         self._set_replaced.clear()
         self._set_pending.clear()
@@ -258,6 +270,9 @@ class NftDataplane(Dataplane):
                 self._policy_delta(kind, key, deltas)
         endpoint_ids = [key for kind, key in self._dirty if kind == "endpoint"]
         self._endpoint_delta(endpoint_ids, deltas)
+        if self._nats_dirty:  # delta_script skips the chains whose rules did not change
+            for fam, delta in deltas.items():
+                delta.chains.update(fip_chains(self.state.endpoints.values(), fam))
         lines: list[str] = []
         for fam, delta in deltas.items():
             lines += delta_script(self._programmed[fam], delta)
@@ -347,10 +362,14 @@ class NftDataplane(Dataplane):
         assert self.routes is not None
         desired: dict[str, EndpointRoute] = {}
         for ep in self.state.endpoints.values():
-            nets = list(ep.ipv4_nets)
-            if self.state.config.ipv6_enabled:
-                nets += ep.ipv6_nets
-            normalized = tuple(str(ipaddress.ip_network(n, strict=False)) for n in nets)
+            nets: list[str] = []
+            for fam in self._families():
+                nets += ep.ipv4_nets if fam == 4 else ep.ipv6_nets
+                # Felix routes floating IPs to the tap too (OpenStack: always).
+                nets += [n.external for n in endpoint_nats(ep, fam)]
+            normalized = tuple(
+                dict.fromkeys(str(ipaddress.ip_network(n, strict=False)) for n in nets)
+            )
             desired[ep.name] = EndpointRoute(ep.name, normalized, ep.mac)
         missing = self.routes.sync(desired, self.state.config.interface_prefixes)
         self._routes_dirty = bool(missing)

@@ -3,9 +3,10 @@
 It implements :class:`regionmesh.dataplane.runner.NftRunner` for the subset of the nft language
 the renderer emits (one command per line: ``add|delete table``, ``add|delete set``, ``add map``,
 ``add|delete element``, ``add|flush|delete chain``, ``add rule`` with the match/statement
-vocabulary of :mod:`.render`). It holds tables, chains, rules, sets, elements and map
-elements, and applies each script as one transaction on a copy: the first failing command
-raises :class:`~regionmesh.errors.DataplaneError` and nothing is applied — like the kernel.
+vocabulary of :mod:`.render`, including ``dnat to``/``snat to``). It holds tables, chains,
+rules, sets, elements and map elements, and applies each script as one transaction on a copy:
+the first failing command raises :class:`~regionmesh.errors.DataplaneError` and nothing is
+applied — like the kernel.
 
 What it rejects, mirroring what ``nft`` 1.0.6 / kernel 6.x were observed to reject: syntax
 outside the subset; unknown table/chain/set/map references (``@set``, ``jump``/``goto``,
@@ -13,9 +14,14 @@ outside the subset; unknown table/chain/set/map references (``@set``, ``jump``/`
 different verdict; deleting a missing element/chain/set; deleting a chain still jumped to or
 still targeted by a map element; deleting a set still referenced by a rule; elements of the
 wrong type (a prefix in a set without ``flags interval``, v6 in a v4 set, ...); overlapping
-intervals. Identical re-adds (same element, same chain, same set declaration) are accepted
-because the kernel accepts them. ``tests/dataplane/test_dp_fakenft_vs_kernel.py`` runs the same
-scripts through the real ``nft`` to keep this honest.
+intervals; a ``dstnat``/``srcnat`` priority keyword on another hook than prerouting/postrouting;
+a nat chain on the forward hook; and, checked over the whole table when the transaction ends as
+the kernel's chain validation does, a ``dnat`` reachable (through jumps, gotos and verdict maps)
+from anything but a nat base chain on prerouting/output, or an ``snat`` from anything but a nat
+base chain on postrouting/input. Identical re-adds (same element, same chain, same set
+declaration) are accepted because the kernel accepts them.
+``tests/dataplane/test_dp_fakenft_vs_kernel.py`` runs the same scripts through the real ``nft``
+to keep this honest.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ _SET_TYPES = {
 }
 _CT_STATES = {"established", "related", "invalid", "new", "untracked"}
 _PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 136: "udplite", 1: "icmp", 58: "ipv6-icmp"}
+_PRIORITY_HOOKS = {"dstnat": "prerouting", "srcnat": "postrouting"}  # nft 1.0.6, ip/ip6
+_NAT_HOOKS = {"dnat": ("prerouting", "output"), "snat": ("postrouting", "input")}
 
 
 class _Reject(Exception):
@@ -60,6 +68,7 @@ class _Rule:
     comment: str
     sets: set[str]  # referenced set/map names
     chains: set[str]  # jump/goto targets
+    nat: str | None = None  # "dnat" | "snat" statement in the rule
 
 
 @dataclass
@@ -147,6 +156,18 @@ class FakeNft:
     # ---------------------------------------------------------------- NftRunner ----
     def apply(self, script: str) -> None:
         """Apply ``script`` as one transaction, or raise DataplaneError and change nothing."""
+        work = self._run(script, validate_each=False)
+        try:
+            for t in work.values():
+                self._validate_nat(t)
+        except _Reject as exc:
+            # Rare: replay, validating after every command, to blame the line as nft does.
+            self._run(script, validate_each=True)
+            raise DataplaneError(f"Error: {exc}") from None
+        self.tables = work
+        self.transactions.append(script)
+
+    def _run(self, script: str, validate_each: bool) -> dict[tuple[str, str], _Table]:
         work = copy.deepcopy(self.tables)
         for number, line in enumerate(script.splitlines(), 1):
             stripped = line.strip()
@@ -154,10 +175,12 @@ class FakeNft:
                 continue
             try:
                 self._command(work, stripped)
+                if validate_each:
+                    for t in work.values():
+                        self._validate_nat(t)
             except _Reject as exc:
                 raise DataplaneError(f"Error: {exc} (line {number}: {stripped[:300]})") from None
-        self.tables = work
-        self.transactions.append(script)
+        return work
 
     def list_ruleset_json(self, table: str) -> dict[str, Any]:
         """The table in ``nft -j list table`` shape (the fields the driver reads)."""
@@ -212,6 +235,33 @@ class FakeNft:
         """Key → verdict of a verdict map."""
         family, name = table.split()
         return dict(self.tables[(family, name)].maps[map_name])
+
+    # ---------------------------------------------------------------- validation ----
+    @staticmethod
+    def _validate_nat(t: _Table) -> None:
+        """The kernel's commit-time check: nat statements only on paths from fitting base chains."""
+        if not any(r.nat for c in t.chains.values() for r in c.rules):
+            return
+        for base_name, base in t.chains.items():
+            if base.hook is None:
+                continue
+            seen: set[str] = set()
+            todo = [base_name]
+            while todo:
+                name = todo.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                for r in t.chains[name].rules:
+                    if r.nat and (base.hook[0] != "nat" or base.hook[1] not in _NAT_HOOKS[r.nat]):
+                        raise _Reject(
+                            f"Could not process rule: Operation not supported: {r.nat} in "
+                            f"chain {name} reached from {base.hook[0]} {base.hook[1]} {base_name}"
+                        )
+                    todo.extend(r.chains)
+                    for ref in r.sets:
+                        for verdict in t.maps.get(ref, {}).values():
+                            todo.append(verdict.split()[1])
 
     # ------------------------------------------------------------------ commands ----
     @staticmethod
@@ -404,6 +454,8 @@ class FakeNft:
                 hname = tok.expect("prerouting", "input", "forward", "output", "postrouting")
                 tok.expect("priority")
                 prio_tok = tok.next()
+                if _PRIORITY_HOOKS.get(prio_tok, hname) != hname:
+                    raise _Reject("invalid priority expression value in this context.")
                 if prio_tok in _PRIORITIES:
                     prio = _PRIORITIES[prio_tok]
                 elif re.fullmatch(r"-?\d+", prio_tok):
@@ -415,6 +467,8 @@ class FakeNft:
                 policy = tok.expect("accept", "drop")
                 tok.expect(";")
                 tok.expect("}")
+                if ctype == "nat" and hname == "forward":
+                    raise _Reject("Could not process rule: Operation not supported")
                 hook = (ctype, hname, prio, policy)
             self._end(tok)
             old = t.chains.get(name)
@@ -448,6 +502,7 @@ class FakeNft:
         chains: set[str] = set()
         comment = ""
         verdict_seen = False
+        nat: str | None = None
         ip_kw = "ip" if fam == 4 else "ip6"
         icmp_kw = "icmp" if fam == 4 else "icmpv6"
 
@@ -608,14 +663,17 @@ class FakeNft:
                     raise _Reject("syntax error, log prefix must be quoted")
                 tok.expect("level")
                 tok.expect("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
-            elif word == "dnat":
+            elif word in ("dnat", "snat"):
                 tok.expect("to")
-                target, colon, port = tok.next().rpartition(":")
-                if fam != 4 or not colon:
-                    raise _Reject(f"syntax error in dnat target {target!r}")
-                _parse_addr(target, 4, False)
-                number(port, 65535)
+                target = tok.next()
+                addr, port = target, ""
+                if fam == 4 and ":" in target:  # v6 with a port would need [addr]:port
+                    addr, _, port = target.rpartition(":")
+                _parse_addr(addr, fam, False)
+                if port:
+                    number(port, 65535)
+                nat = word
                 verdict_seen = True
             else:
                 raise _Reject(f"syntax error, unexpected {word!r}")
-        return _Rule(text, comment, sets, chains)
+        return _Rule(text, comment, sets, chains, nat)

@@ -280,6 +280,36 @@ class TierInfo:
     default_action: TierDefaultAction = TierDefaultAction.DENY
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class NatMapping:
+    """One floating IP of an endpoint (Felix ``NatInfo``): ``external`` is DNATed to ``internal``.
+
+    Both are bare addresses of the same family (``spec.ipNATs[].internalIP/externalIP``).
+    """
+
+    internal: str
+    external: str
+
+    def __post_init__(self) -> None:
+        errors: list[FieldError] = []
+        versions: list[int] = []
+        for name in ("internal", "external"):
+            value = getattr(self, name)
+            try:
+                versions.append(ipaddress.ip_address(value).version)
+            except ValueError:
+                errors.append(FieldError(name, value, "not an IP address"))
+        if not errors and versions[0] != versions[1]:
+            errors.append(FieldError("external", self.external, "family differs from internal"))
+        if errors:
+            raise ValidationError(errors, "NatMapping")
+
+    @property
+    def version(self) -> int:
+        """4 or 6."""
+        return ipaddress.ip_address(self.internal).version
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadEndpointUpdate:
     """A local workload endpoint (VM port): its tap, addresses and ordered policy.
@@ -287,6 +317,9 @@ class WorkloadEndpointUpdate:
     ``ipv4_nets``/``ipv6_nets`` are the port's addresses (fixed IPs and allowed address
     pairs), normally /32 and /128; they get routes to the tap and are the only sources the VM
     may send from. ``admin_up=False`` renders a chain that drops everything.
+    ``ipv4_nats``/``ipv6_nats`` are its floating IPs (``spec.ipNATs``): the host DNATs each
+    external address to the internal one, SNATs the VM's hairpin traffic to its own floating
+    IP, and routes the external address to the tap.
     """
 
     id: str
@@ -297,6 +330,8 @@ class WorkloadEndpointUpdate:
     tiers: tuple[TierInfo, ...] = ()
     profile_ids: tuple[str, ...] = ()
     admin_up: bool = True
+    ipv4_nats: tuple[NatMapping, ...] = ()
+    ipv6_nats: tuple[NatMapping, ...] = ()
 
     def __post_init__(self) -> None:
         errors: list[FieldError] = []
@@ -312,6 +347,10 @@ class WorkloadEndpointUpdate:
                     ok = False
                 if not ok:
                     errors.append(FieldError(f"ipv{fam}_nets", net, f"not an IPv{fam} CIDR"))
+        for fam, nats in ((4, self.ipv4_nats), (6, self.ipv6_nats)):
+            for nat in nats:
+                if not isinstance(nat, NatMapping) or nat.version != fam:
+                    errors.append(FieldError(f"ipv{fam}_nats", nat, f"not an IPv{fam} NatMapping"))
         if errors:
             raise ValidationError(errors, f"WorkloadEndpoint {self.id}")
 

@@ -24,6 +24,8 @@ _FELIX_UID = re.compile(r"[a-z]+:[A-Za-z0-9_\-]{20,}")
 FROM_WL_DISPATCH = "filter-cali-from-wl-dispatch"
 TO_WL_DISPATCH = "filter-cali-to-wl-dispatch"
 WL_TO_HOST = "filter-cali-wl-to-host"
+FIP_DNAT = "nat-cali-fip-dnat"  # Felix cali-fip-dnat: floating IP -> fixed IP
+FIP_SNAT = "nat-cali-fip-snat"  # Felix cali-fip-snat: hairpin source -> floating IP
 
 
 def _digest(text: str, length: int) -> str:

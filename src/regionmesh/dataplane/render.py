@@ -5,7 +5,9 @@ chains, sets and verdict-map elements of ``table ip calico`` and ``table ip6 cal
 (agent-dataplane.md §3, §6):
 
 * base chains ``raw-PREROUTING`` (mark workload traffic, DHCP exception, RPF anti-spoofing),
-  ``nat-PREROUTING`` (OpenStack metadata DNAT, v4 only), ``filter-INPUT`` (VM→host:
+  ``nat-PREROUTING`` (floating-IP DNAT, then the OpenStack metadata DNAT, v4 only),
+  ``nat-OUTPUT`` (floating-IP DNAT for host-originated traffic), ``nat-POSTROUTING``
+  (floating-IP hairpin SNAT), ``filter-INPUT`` (VM→host:
   special cases, the VM's egress policy, then ``DefaultEndpointToHostAction``) and
   ``filter-FORWARD`` (VM egress then VM ingress, accept on the accept mark);
 * dispatch chains that look the interface up in a verdict map and drop unknown interfaces of
@@ -17,6 +19,10 @@ chains, sets and verdict-map elements of ``table ip calico`` and ``table ip6 cal
   OR-alternative) per message rule;
 * one named set per IP set and family: plain ``ipv4_addr`` sets when every member is a host
   address, ``flags interval`` sets (members collapsed, no overlaps) only when real CIDRs occur.
+* ``nat-cali-fip-dnat`` / ``nat-cali-fip-snat`` (Felix ``cali-fip-dnat``/``cali-fip-snat``,
+  ``rules/nat.go``): per floating IP of every local endpoint ``daddr <ext> dnat to <int>``, and
+  for hairpin only ``saddr <int> daddr <int> snat to <ext>``. The DNAT runs at dstnat priority,
+  before the forward filter, so policy sees the internal address.
 
 Every rule carries a ``cali:<hash>`` comment so a resync can spot drift. Nothing here does
 I/O or remembers what was programmed: diffing is the driver's, scripting is :mod:`.tables`.
@@ -40,6 +46,7 @@ from regionmesh.dataplane.messages import (
     IPSetType,
     Member,
     NamedPortMember,
+    NatMapping,
     PortRange,
     Rule,
     TierDefaultAction,
@@ -80,6 +87,10 @@ FAMILIES = (4, 6)
 _HOOKS = {
     "raw-PREROUTING": "type filter hook prerouting priority raw; policy accept;",
     "nat-PREROUTING": "type nat hook prerouting priority dstnat; policy accept;",
+    # nft 1.0.6 accepts the dstnat/srcnat keywords only on prerouting/postrouting: numbers
+    # here (dstnat = -100 on output, Felix's srcnat + 10 on postrouting).
+    "nat-OUTPUT": "type nat hook output priority -100; policy accept;",
+    "nat-POSTROUTING": "type nat hook postrouting priority 110; policy accept;",
     "filter-INPUT": "type filter hook input priority filter; policy accept;",
     "filter-FORWARD": "type filter hook forward priority filter; policy accept;",
 }
@@ -390,6 +401,58 @@ def dispatch_verdicts(ep: WorkloadEndpointUpdate) -> dict[str, tuple[str, str]]:
     }
 
 
+# ------------------------------------------------------------- floating IPs ----
+
+
+def endpoint_nats(ep: WorkloadEndpointUpdate, family: int) -> tuple[NatMapping, ...]:
+    """The endpoint's floating IPs of one family."""
+    return ep.ipv4_nats if family == 4 else ep.ipv6_nats
+
+
+def floating_ip_maps(
+    endpoints: Iterable[WorkloadEndpointUpdate], family: int
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(DNATs external → internal, SNATs internal → external) over all endpoints of a family.
+
+    As Felix's ``floatingIPManager``: a floating IP claimed for several internal addresses
+    maps to the one that sorts first (as text), and an internal address with several
+    floating IPs is SNATed to the first of them.
+    """
+    dnats: dict[str, str] = {}
+    for ep in endpoints:
+        for nat in endpoint_nats(ep, family):
+            ext = str(ipaddress.ip_address(nat.external))
+            internal = str(ipaddress.ip_address(nat.internal))
+            current = dnats.get(ext)
+            if current is None or internal < current:
+                dnats[ext] = internal
+    snats: dict[str, str] = {}
+    for ext, internal in dnats.items():
+        current = snats.get(internal)
+        if current is None or ext < current:
+            snats[internal] = ext
+    return dnats, snats
+
+
+def fip_chains(endpoints: Iterable[WorkloadEndpointUpdate], family: int) -> dict[str, ChainModel]:
+    """``nat-cali-fip-dnat`` and ``nat-cali-fip-snat`` for one family (Felix ``rules/nat.go``).
+
+    DNAT runs in prerouting and output (so the forward filter and the endpoint's ingress
+    policy see the internal address); SNAT matches only hairpin traffic (the VM reaching its
+    own floating IP), so the VM sees the reply come from the floating IP.
+    """
+    ip = nft_family(family)
+    dnats, snats = floating_ip_maps(endpoints, family)
+    dnat = tuple(
+        tagged(f"{ip} daddr {ext} dnat to {dnats[ext]}", "Floating IP") for ext in sorted(dnats)
+    )
+    snat = tuple(
+        tagged(f"{ip} saddr {i} {ip} daddr {i} snat to {snats[i]}", "Floating IP hairpin")
+        for i in sorted(snats)
+    )
+    return {names.FIP_DNAT: ChainModel(dnat), names.FIP_SNAT: ChainModel(snat)}
+
+
 # ------------------------------------------------------------------ static ----
 
 
@@ -416,19 +479,24 @@ def static_chains(config: HostConfig, family: int) -> dict[str, ChainModel]:
     add("raw-PREROUTING", tagged("jump raw-cali-PREROUTING"))
     add("raw-cali-PREROUTING", *raw)
 
-    if family == 4:
-        nat: list[str] = []
-        if config.metadata_addr is not None:
-            target = f"{config.metadata_addr}:{config.metadata_port}"
-            nat = [
-                tagged(
-                    f"iifname {w} ip daddr {METADATA_IP} tcp dport 80 dnat to {target}",
-                    "OpenStack metadata",
-                )
-                for w in wild
-            ]
-        add("nat-PREROUTING", tagged("jump nat-cali-PREROUTING"))
-        add("nat-cali-PREROUTING", *nat)
+    # Felix StaticNATPreroutingChains/OutputChains/PostroutingChains (OpenStack): floating
+    # IPs first, then the metadata DNAT. The fip chains themselves are fip_chains().
+    nat = [tagged(f"jump {names.FIP_DNAT}")]
+    if family == 4 and config.metadata_addr is not None:
+        target = f"{config.metadata_addr}:{config.metadata_port}"
+        nat += [
+            tagged(
+                f"iifname {w} ip daddr {METADATA_IP} tcp dport 80 dnat to {target}",
+                "OpenStack metadata",
+            )
+            for w in wild
+        ]
+    add("nat-PREROUTING", tagged("jump nat-cali-PREROUTING"))
+    add("nat-cali-PREROUTING", *nat)
+    add("nat-OUTPUT", tagged("jump nat-cali-OUTPUT"))
+    add("nat-cali-OUTPUT", tagged(f"jump {names.FIP_DNAT}"))
+    add("nat-POSTROUTING", tagged("jump nat-cali-POSTROUTING"))
+    add("nat-cali-POSTROUTING", tagged(f"jump {names.FIP_SNAT}"))
 
     add("filter-INPUT", tagged("jump filter-cali-INPUT"))
     add("filter-cali-INPUT", *[tagged(f"iifname {w} goto {names.WL_TO_HOST}") for w in wild])
@@ -494,6 +562,7 @@ def render_table(state: DesiredState, family: int) -> TableModel:
     t.maps[names.FROM_WL_DISPATCH] = {}
     t.maps[names.TO_WL_DISPATCH] = {}
     t.chains.update(static_chains(state.config, family))
+    t.chains.update(fip_chains(state.endpoints.values(), family))
     for pid, pol in state.policies.items():
         t.chains.update(policy_chains(pid, pol, family, set_exists))
     for pid, prof in state.profiles.items():
