@@ -43,7 +43,17 @@ class FieldError:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path} = '{self.value}' ({self.reason})" if self.path else self.reason
+        if not self.path:
+            return self.reason
+        if self.value is None or self.value == "":
+            return f"{self.path} ({self.reason})"
+        if isinstance(self.value, dict | list | tuple):
+            import json
+
+            shown = json.dumps(self.value, separators=(",", ":"), default=str)
+        else:
+            shown = str(self.value)
+        return f"{self.path} = '{shown}' ({self.reason})"
 
 
 class ValidationError(RegionmeshError):

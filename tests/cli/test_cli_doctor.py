@@ -151,3 +151,30 @@ def test_doctor_config_compares_the_two_files(tmp_path: Path) -> None:
         ],
     )
     assert missing.exit_code == 1 and "nope.conf" in missing.output
+
+
+def test_doctor_config_missing_felix_file_and_env_override(tmp_path: Path) -> None:
+    neutron = write(tmp_path / "n.conf", "[calico]\nopenstack_region = one\n")
+    felix = write(tmp_path / "felix.cfg", "[global]\nOpenstackRegion = one\n")
+    runner = CliRunner()
+    missing = runner.invoke(
+        regionmesh_cli,
+        [
+            "doctor",
+            "config",
+            "--felix-config",
+            str(tmp_path / "nope.cfg"),
+            "--neutron-config",
+            neutron,
+        ],
+    )
+    assert missing.exit_code == 1 and "nope.cfg" in missing.output
+    assert "does not exist" in missing.output
+    overridden = runner.invoke(
+        regionmesh_cli,
+        ["doctor", "config", "--felix-config", felix, "--neutron-config", neutron, "-o", "json"],
+        env={"FELIX_OPENSTACKREGION": "two"},
+    )
+    assert overridden.exit_code == 1
+    codes = {f["code"] for f in json.loads(overridden.stdout)}
+    assert codes == {"felix-env-override", "region-mismatch"}

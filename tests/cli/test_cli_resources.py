@@ -234,3 +234,41 @@ def test_seed_verbatim_with_calico_env(clean_etcd: Any) -> None:
         assert store.get(SEED_KEY) is not None
     finally:
         store.close()
+
+
+def test_default_tier_custom_columns_and_create_with_resource_version(datastore_url: str) -> None:
+    res = run(datastore_url, "get", "tier", "-o", "wide")
+    assert res.exit_code == 0
+    assert res.output.splitlines()[1].split() == ["default", "1000000", "Deny"]
+    res = run(datastore_url, "get", "tier", "default", "-o", "yaml")
+    assert yaml.safe_load(res.output)["spec"] == {"order": 1000000, "defaultAction": "Deny"}
+    res = run(datastore_url, "delete", "tier", "default")
+    assert res.exit_code == 1 and "default tier cannot be deleted" in res.output
+    assert run(datastore_url, "apply", "-f", "-", stdin=SEED).exit_code == 0
+    res = run(datastore_url, "get", "gnp", "-o", "custom-columns=name,selector")
+    assert res.output.splitlines()[0].split() == ["NAME", "SELECTOR"]
+    assert res.output.splitlines()[1].startswith("allow-tcp-80")
+    with_rv = SEED.replace("  name: allow-tcp-80", "  name: other\n  resourceVersion: '7'")
+    res = run(datastore_url, "create", "-f", "-", stdin=with_rv)
+    assert res.exit_code == 1 and "must not be set for a Create request" in res.output
+
+
+def test_entry_points_exit_1_on_usage_errors_and_unreachable_etcd() -> None:
+    bindir = Path(sys.executable).parent
+    calicoctl = str(bindir / "calicoctl") if (bindir / "calicoctl").exists() else "calicoctl"
+    for args in (
+        ["get", "gnp", "-o", "bogus"],
+        ["bogusverb"],
+        ["apply"],
+        ["--datastore", "etcd://127.0.0.1:1", "get", "gnp"],
+    ):
+        proc = subprocess.run([calicoctl, *args], text=True, capture_output=True, timeout=60)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [calicoctl, "--datastore", "etcd://127.0.0.1:1", "get", "gnp"],
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert "cannot reach etcd" in proc.stderr

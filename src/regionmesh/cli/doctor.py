@@ -381,14 +381,41 @@ def collect(store: Datastore) -> StoreFacts:
     return facts
 
 
-def check_config_files(felix_config: str, neutron_config: str) -> list[Finding]:
-    """Compare one host's felix.cfg and neutron.conf regions offline (the seed's caution)."""
-    from regionmesh.agent.config import read_config_file
+def check_config_files(
+    felix_config: str, neutron_config: str, env: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """Compare one host's felix.cfg and neutron.conf regions offline (the seed's caution).
+
+    The agent's effective region also honours ``FELIX_OPENSTACKREGION`` in ``env`` (it beats the
+    file, as in Felix), so an override in the environment is compared, not the file's value.
+    """
+    import os
+
+    from regionmesh.agent.config import read_config_file, read_env
     from regionmesh.openstack.config import raw_region, read_config_files
 
+    if not os.path.exists(felix_config):
+        raise ConfigError(f"cannot read {felix_config}: config file does not exist")
     findings: list[Finding] = []
     felix_raw = read_config_file(felix_config)
     felix_region = felix_raw.get("openstackregion") or None
+    env_raw = read_env(os.environ if env is None else env)
+    env_region = env_raw.get("openstackregion") or None
+    if env_region is not None:
+        if env_region != felix_region:
+            findings.append(
+                Finding(
+                    "felix-env-override",
+                    "this host",
+                    f"FELIX_OPENSTACKREGION={env_region!r} in the environment overrides "
+                    f"OpenstackRegion={felix_region!r} in {felix_config}; the agent uses "
+                    f"{env_region!r}",
+                    "set the region in one place (the file), or make both say the same",
+                    severity="warning",
+                    values={"env_region": env_region, "file_region": felix_region},
+                )
+            )
+        felix_region = env_region
     try:
         neutron_region = raw_region(read_config_files([neutron_config]))
     except ConfigError as exc:

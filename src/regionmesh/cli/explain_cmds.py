@@ -24,6 +24,7 @@ from regionmesh.cli.resources import Prepared, prepare
 from regionmesh.datastore.resources import ResourceClient
 from regionmesh.errors import FieldError, RegionmeshError, ValidationError
 from regionmesh.model import Resource
+from regionmesh.model.regions import region_of_namespace
 from regionmesh.policy import DirectionVerdict, FlowVerdict, Snapshot
 from regionmesh.policy.connectivity import Connectivity, compute_connectivity, protocol_name
 from regionmesh.policy.flowspec import (
@@ -416,6 +417,15 @@ def graph_cmd(ctx: click.Context, fmt: str, region: str | None, path: str | None
     from regionmesh.cli.graph_render import render_html, render_svg
 
     _resources, snap = _snapshot(_obj(ctx))
+    if region is not None:
+        known = sorted(
+            {r for e in snap.endpoints() if (r := region_of_namespace(e.metadata.namespace))}
+        )
+        if region not in known:
+            fail(
+                f"graph: no endpoints in region {region!r} (regions in the datastore: "
+                f"{', '.join(known) or 'none'})"
+            )
     conn = compute_connectivity(snap, region=region)
     if fmt == "json":
         text = json.dumps(conn.to_dict(), indent=2)

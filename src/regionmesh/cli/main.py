@@ -18,6 +18,7 @@ from regionmesh.cli.context import CliContext, datastore_options
 from regionmesh.cli.dhcp_cmd import dhcp_agent_cmd
 from regionmesh.cli.doctor import doctor_cmd
 from regionmesh.cli.openstack_cmds import cloud_group, resync_cmd
+from regionmesh.errors import RegionmeshError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -109,7 +110,8 @@ def delete_cmd(
     "--output",
     "out",
     default="ps",
-    type=click.Choice(["ps", "wide", "yaml", "json", "name"]),
+    metavar="ps|wide|yaml|json|name|custom-columns=COL,…",
+    callback=lambda _ctx, _param, value: resources.check_output_format(value),
     show_default=True,
 )
 @click.option("-n", "--namespace", default=None)
@@ -214,11 +216,31 @@ for _cmd in explain_cmds.EXPLAIN_COMMANDS:
 regionmesh_cli.add_command(dhcp_agent_cmd)
 
 
+def _run(group: click.Group, prog_name: str) -> None:
+    """Run a command group with calicoctl's exit codes: 0 on success, 1 on ANY error.
+
+    Usage errors (click's own exit 2) become 1, and a RegionmeshError that a command did not
+    turn into a message itself (e.g. the datastore went away mid-command) is printed as one
+    line instead of a traceback.
+    """
+    try:
+        group.main(prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        raise SystemExit(1) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(1) from None
+    except RegionmeshError as exc:
+        click.echo(f"{prog_name}: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
 def main() -> None:
     """Run ``regionmesh``."""
-    regionmesh_cli(prog_name="regionmesh")
+    _run(regionmesh_cli, "regionmesh")
 
 
 def calicoctl_main() -> None:
     """Run ``calicoctl``."""
-    calicoctl_cli(prog_name="calicoctl")
+    _run(calicoctl_cli, "calicoctl")

@@ -173,6 +173,30 @@ def write_verb(verb: str) -> Callable[..., None]:
     return run
 
 
+_KNOWN_COLUMNS = frozenset(
+    {"NAME", "NAMESPACE"} | {c for k in KINDS.values() for c in (*k.columns, *k.wide_columns)}
+)
+
+
+def check_output_format(value: str) -> str:
+    """Validate ``get -o``: ps, wide, yaml, json, name or custom-columns=COL[,COL…]."""
+    if value in ("ps", "wide", "yaml", "json", "name"):
+        return value
+    if value.startswith("custom-columns="):
+        cols = [c.strip().upper() for c in value.split("=", 1)[1].split(",") if c.strip()]
+        unknown = [c for c in cols if c not in _KNOWN_COLUMNS]
+        if cols and not unknown:
+            return "custom-columns=" + ",".join(cols)
+        raise click.BadParameter(
+            f"unknown column(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(sorted(_KNOWN_COLUMNS))}"
+        )
+    raise click.BadParameter(
+        f"unrecognized output format {value!r}: use ps, wide, yaml, json, name or "
+        "custom-columns=COL[,COL…]"
+    )
+
+
 def resolve_kind(word: str) -> KindInfo:
     """A kind from a CLI word, or exit 1 with calicoctl's message."""
     info = lookup_kind(word)
@@ -237,10 +261,10 @@ def run_delete(
             f"Partial success: deleted the first {done} out of {len(targets)} {kw}resources:",
             err=True,
         )
-        click.echo(f"hit error: {errors}", err=True)
+        click.echo(f"hit error: [{'; '.join(errors)}]", err=True)
         raise SystemExit(1)
     if errors:
-        fail(f"failed to delete {kw}resource: {errors}")
+        fail(f"failed to delete {kw}resource: [{'; '.join(errors)}]")
     click.echo(f"Successfully deleted {done} {kw}resource(s)")
 
 
@@ -287,6 +311,11 @@ def run_get(
     elif out == "name":
         for d in docs:
             click.echo(d["metadata"]["name"])
+    elif out.startswith("custom-columns="):
+        cols = out.split("=", 1)[1].split(",")
+        click.echo(
+            output.table([cols] + [[output.cell(d, c) for c in cols] for d in docs]), nl=False
+        )
     else:
         with_ns = all_namespaces or namespace is not None
         click.echo(

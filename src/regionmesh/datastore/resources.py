@@ -82,6 +82,22 @@ class ResourceList:
     revision: int
 
 
+def default_tier() -> Resource:
+    """Calico's built-in ``default`` tier (order 1000000, Deny), shown when none is stored.
+
+    Calico's client creates it at start-up; regionmesh never writes it implicitly, so reads
+    synthesise it until an operator stores one (policy evaluation does the same).
+    """
+    return codec.decode(
+        {
+            "apiVersion": "projectcalico.org/v3",
+            "kind": "Tier",
+            "metadata": {"name": DEFAULT_TIER},
+            "spec": {"order": 1000000, "defaultAction": "Deny"},
+        }
+    )
+
+
 class ResourceClient:
     """calicoctl-like verbs over any Datastore backend (see module docstring)."""
 
@@ -117,6 +133,8 @@ class ResourceClient:
     def get(self, kind: str, name: str, namespace: str | None = None) -> Resource:
         """Read one resource; NotFound if absent."""
         kv = self.store.get(self.key_for(kind, name, namespace))
+        if kv is None and kind == "Tier" and name == DEFAULT_TIER:
+            return default_tier()
         if kv is None:
             raise does_not_exist(kind, name, namespace if self.info(kind).namespaced else None)
         return self._decode(kv)
@@ -135,6 +153,8 @@ class ResourceClient:
         result = self.store.list(prefix, page_size=10_000)
         with _gc_paused():
             items = [self._decode(kv) for kv in result.items]
+        if kind == "Tier" and not any(r.metadata.name == DEFAULT_TIER for r in items):
+            items = sorted([*items, default_tier()], key=lambda r: r.metadata.name)
         return ResourceList(kind, items, result.revision)
 
     # -- writes ---------------------------------------------------------------------------
@@ -218,6 +238,8 @@ class ResourceClient:
         where = describe(resource.kind, md.name, md.namespace)
         for _ in range(MAX_REPLACE_ATTEMPTS):
             current = self.get(resource.kind, md.name, md.namespace)
+            if not current.metadata.resource_version:  # synthesised (default tier): store it
+                return self.create(with_metadata(resource, resource_version=""))
             if md.resource_version and md.resource_version != current.metadata.resource_version:
                 raise RevisionConflict(
                     f"resource version '{md.resource_version}' is out of date "
@@ -250,6 +272,11 @@ class ResourceClient:
     ) -> Resource:
         """Delete (CAS when a resourceVersion is given); returns what was deleted."""
         namespace = namespace if self.info(kind).namespaced else None
+        if kind == "Tier" and name == DEFAULT_TIER:
+            raise ValidationError(
+                [FieldError("metadata.name", name, "the default tier cannot be deleted")],
+                describe(kind, name, None),
+            )
         current = self.get(kind, name, namespace)
         rev = int(resource_version) if resource_version else int(current.metadata.resource_version)
         try:
@@ -284,6 +311,12 @@ class ResourceClient:
         previous: builtins.list[Resource | None] = []
         for res in todo:
             md = res.metadata
+            if verb == "create" and md.resource_version:
+                raise ValidationError(
+                    [FieldError("metadata.resourceVersion", md.resource_version,
+                                "field must not be set for a Create request")],
+                    describe(res.kind, md.name, md.namespace),
+                )  # fmt: skip
             prev = self.find(res.kind, md.name, md.namespace)
             if verb == "create" and prev is not None:
                 raise AlreadyExists(
