@@ -212,6 +212,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("wep bad ipNetworks", wep(ipNetworks=["10.0.0.1/32/32"]), "spec.ipNetworks[0]", "invalid CIDR"),
     ("wep bad gateway family", wep(ipv4Gateway="fd00::1"), "spec.ipv4Gateway", "IPv4"),
     ("wep bad nat", wep(ipNATs=[{"internalIP": "10.0.0.1", "externalIP": "x"}]), "spec.ipNATs[0].externalIP", "invalid IP"),
+    ("wep nat outside networks", wep(ipNATs=[{"internalIP": "10.0.0.1", "externalIP": "172.24.4.10"}]), "spec.ipNATs[0].internalIP", "NAT is not in the endpoint networks"),
     ("wep bad mac", wep(mac="fa:16:3e"), "spec.mac", "MAC"),
     ("wep bad interface", wep(interfaceName="tap-much-too-long-name"), "spec.interfaceName", "1-15"),
     ("wep bad profile", wep(profiles=["Bad_Profile"]), "spec.profiles[0]", "subdomain"),

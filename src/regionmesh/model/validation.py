@@ -566,9 +566,20 @@ class _Errors:
             self.add("metadata.name", res.name, f"name is too long by {len(res.name) - 253} bytes")
         for i, text in enumerate(spec.ip_networks):
             self.cidr(f"spec.ipNetworks[{i}]", text, strict=False)
+        nets = [n for n in (_parse_cidr(t, strict=False) for t in spec.ip_networks) if n]
         for i, nat in enumerate(spec.ip_nats):
             self.ip(f"spec.ipNATs[{i}].internalIP", nat.internal_ip)
             self.ip(f"spec.ipNATs[{i}].externalIP", nat.external_ip)
+            try:
+                internal = ipaddress.ip_address(nat.internal_ip)
+            except ValueError:
+                continue
+            if not any(internal.version == n.version and internal in n for n in nets):
+                self.add(
+                    f"spec.ipNATs[{i}].internalIP",
+                    nat.internal_ip,
+                    "NAT is not in the endpoint networks",
+                )
         if spec.ipv4_gateway:
             self.ip("spec.ipv4Gateway", spec.ipv4_gateway, 4)
         if spec.ipv6_gateway:
