@@ -22,7 +22,7 @@ import click
 from regionmesh.cli.context import CliContext, datastore_options, fail
 from regionmesh.cli.resources import Prepared, prepare
 from regionmesh.datastore.resources import ResourceClient
-from regionmesh.errors import FieldError, RegionmeshError, ValidationError
+from regionmesh.errors import RegionmeshError, ValidationError
 from regionmesh.model import Resource
 from regionmesh.model.regions import region_of_namespace
 from regionmesh.policy import DirectionVerdict, FlowVerdict, Snapshot
@@ -30,7 +30,7 @@ from regionmesh.policy.connectivity import Connectivity, compute_connectivity, p
 from regionmesh.policy.flowspec import (
     FlowCheck,
     check_flow,
-    load_flow_file,
+    load_flow_file_partial,
     parse_flow_entry,
     resolve_flow,
 )
@@ -219,22 +219,30 @@ def _read_text(path: str) -> str:
         fail(f"failed to read {path}: {exc.strerror or exc}")
 
 
+def _entry_index(path: str) -> int:
+    """The entry number of a ``[i].field`` path (-1 for file-level problems)."""
+    if path.startswith("[") and "]" in path:
+        try:
+            return int(path[1 : path.index("]")])
+        except ValueError:
+            return -1
+    return -1
+
+
 def run_verify(cli: CliContext, filename: str, out: str) -> None:
     """Check every flow of a verify file; exit 1 on an error or any unexpected verdict."""
     text = _read_text(filename)
-    try:
-        specs = load_flow_file(text, filename)
-    except ValidationError as exc:
-        fail(f"invalid flow file {filename}:\n" + "\n".join(f"  {f}" for f in exc.fields))
+    indexed, errors = load_flow_file_partial(text, filename)
     _resources, snap = _snapshot(cli)
-    errors: list[FieldError] = []
-    for i, spec in enumerate(specs):
+    for i, spec in indexed:  # unknown endpoints etc. are reported with the syntax problems
         try:
             resolve_flow(snap, spec, f"[{i}]")
         except ValidationError as exc:
             errors.extend(exc.fields)
     if errors:
+        errors.sort(key=lambda f: _entry_index(f.path))
         fail(f"invalid flow file {filename}:\n" + "\n".join(f"  {f}" for f in errors))
+    specs = [spec for _, spec in indexed]
     checks: list[FlowCheck] = [check_flow(snap, spec, f"[{i}]") for i, spec in enumerate(specs)]
     if out == "json":
         report = [

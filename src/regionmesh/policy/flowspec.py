@@ -52,8 +52,10 @@ __all__ = [
     "ResolvedFlow",
     "check_flow",
     "load_flow_file",
+    "load_flow_file_partial",
     "parse_endpoint_name",
     "parse_flow_entries",
+    "parse_flow_entries_partial",
     "parse_flow_entry",
     "resolve_flow",
 ]
@@ -190,6 +192,7 @@ def _dot(prefix: str, key: str) -> str:
 
 
 def _parse_entry(entry: Any, prefix: str, errors: list[FieldError]) -> FlowSpec | None:
+    before = len(errors)  # ``errors`` also holds earlier entries' problems
     if not isinstance(entry, Mapping):
         errors.append(FieldError(prefix, entry, "a flow entry must be a mapping"))
         return None
@@ -256,31 +259,55 @@ def _parse_entry(entry: Any, prefix: str, errors: list[FieldError]) -> FlowSpec 
             errors.append(FieldError(_dot(prefix, "expect"), raw_expect, "must be allow or deny"))
         else:
             expect = raw_expect.lower()
-    if errors or src is None or dst is None or protocol is None:
+    if len(errors) > before or src is None or dst is None or protocol is None:
         return None
     return FlowSpec(src, dst, protocol, port, src_port, icmp_type, icmp_code, expect)
 
 
-def parse_flow_entries(data: Any, *, require_expect: bool = True) -> list[FlowSpec]:
-    """Check a whole verify document (a list of entries); ValidationError lists every problem
-    of every entry (``[i].field``) — nothing is returned unless all entries are valid."""
+def parse_flow_entries_partial(
+    data: Any, *, require_expect: bool = True
+) -> tuple[list[tuple[int, FlowSpec]], list[FieldError]]:
+    """Parse every entry of a verify document; return the valid ones (with their index) and
+    the problems of the others (``[i].field``), so callers can report everything at once."""
     if isinstance(data, Mapping) and "flows" in data:
         data = data["flows"]
     if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
-        raise ValidationError([FieldError("", data, "expected a list of flow entries")])
+        return [], [FieldError("", data, "expected a list of flow entries")]
     errors: list[FieldError] = []
-    specs: list[FlowSpec] = []
+    specs: list[tuple[int, FlowSpec]] = []
     for i, entry in enumerate(data):
         spec = _parse_entry(entry, f"[{i}]", errors)
         if spec is not None:
             if require_expect and spec.expect is None:
                 errors.append(FieldError(f"[{i}].expect", None, "required (allow or deny)"))
-            specs.append(spec)
+            else:
+                specs.append((i, spec))
     if not data:
         errors.append(FieldError("", [], "the file lists no flows"))
+    return specs, errors
+
+
+def parse_flow_entries(data: Any, *, require_expect: bool = True) -> list[FlowSpec]:
+    """Check a whole verify document (a list of entries); ValidationError lists every problem
+    of every entry (``[i].field``) — nothing is returned unless all entries are valid."""
+    specs, errors = parse_flow_entries_partial(data, require_expect=require_expect)
     if errors:
         raise ValidationError(errors)
-    return specs
+    return [spec for _, spec in specs]
+
+
+def load_flow_file_partial(
+    text: str, source: str = ""
+) -> tuple[list[tuple[int, FlowSpec]], list[FieldError]]:
+    """Like :func:`load_flow_file`, but returns the valid entries and every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return [], [FieldError(where, "", f"not valid YAML/JSON: {problem}")]
+    return parse_flow_entries_partial(data)
 
 
 def load_flow_file(text: str, source: str = "") -> list[FlowSpec]:
