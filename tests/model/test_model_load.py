@@ -105,3 +105,17 @@ def test_load_path_file_directory_recursive_and_stdin(
     assert from_stdin[0].name == "d" and from_stdin[0].source == "<stdin>"
     with pytest.raises(ValidationError, match="cannot read"):
         codec.load_path(str(tmp_path / "missing.yaml"))
+
+
+def test_loaded_documents_know_their_line_and_array_position() -> None:
+    from regionmesh.model import codec as _codec
+
+    text = (
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: a}\n"
+        "---\n"
+        "\n"
+        "- apiVersion: projectcalico.org/v3\n  kind: GlobalNetworkSet\n  metadata: {name: b}\n"
+        "- apiVersion: projectcalico.org/v3\n  kind: GlobalNetworkSet\n  metadata: {name: c}\n"
+    )
+    docs = _codec.load_documents(text, source="f.yaml")
+    assert [d.position for d in docs] == ["line 1", "line 6 [0]", "line 6 [1]"]

@@ -161,9 +161,12 @@ def label_cmd(
 @click.option("-n", "--namespace", default=None)
 @click.option("-R", "--recursive", is_flag=True)
 @click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
-def validate_cmd(filename: str, namespace: str | None, recursive: bool, out: str) -> None:
+@click.option("--skip-empty", is_flag=True, help="do not fail on an input with no resources")
+def validate_cmd(
+    filename: str, namespace: str | None, recursive: bool, out: str, skip_empty: bool
+) -> None:
     """Validate resources offline (no datastore); every document is reported."""
-    resources.run_validate(filename, namespace, out, recursive)
+    resources.run_validate(filename, namespace, out, recursive, skip_empty=skip_empty)
 
 
 @click.command("version", context_settings=CONTEXT)

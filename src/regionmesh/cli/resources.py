@@ -41,6 +41,7 @@ class Prepared:
     name: str | None
     resource: Resource | None
     errors: list[str] = field(default_factory=list)
+    position: str = ""
 
     @property
     def valid(self) -> bool:
@@ -48,7 +49,8 @@ class Prepared:
 
     def label(self) -> str:
         what = f"{self.kind or '?'} {self.name!r}" if self.name else f"{self.kind or 'document'}"
-        return f"{self.source}, document {self.index} ({what})"
+        at = f" at {self.position}" if self.position else ""
+        return f"{self.source}, document {self.index}{at} ({what})"
 
 
 KNP_PREFIX = "knp.default."
@@ -83,8 +85,9 @@ def prepare(path: str, namespace_flag: str | None, *, recursive: bool = False) -
     prepared: list[Prepared] = []
     for doc in codec.load_path(path, recursive=recursive):
         item = Prepared(
-            doc.index, doc.source, doc.kind, doc.name, None, [str(e) for e in doc.errors]
-        )
+            doc.index, doc.source, doc.kind, doc.name, None, [str(e) for e in doc.errors],
+            doc.position,
+        )  # fmt: skip
         res = doc.resource
         if res is not None and not doc.errors:
             info = KINDS[res.kind]
@@ -379,12 +382,21 @@ def run_label(
     )
 
 
-def run_validate(filename: str, namespace: str | None, out: str, recursive: bool) -> None:
+def run_validate(
+    filename: str, namespace: str | None, out: str, recursive: bool, *, skip_empty: bool = False
+) -> None:
     """Offline validation: every document is reported, in input order; exit 1 if any invalid."""
     try:
         items = prepare(filename, namespace, recursive=recursive)
     except OSError as exc:
         fail(f"failed to read {filename}: {exc.strerror or exc}")
+    if not items:
+        if out == "json":
+            click.echo("[]")
+        if skip_empty:
+            click.echo("No resources specified in file", err=True)
+            return
+        fail("No resources specified in file")
     if out == "json":
         report = [
             {"index": p.index, "kind": p.kind, "name": p.name, "valid": p.valid, "errors": p.errors}
@@ -402,5 +414,5 @@ def run_validate(filename: str, namespace: str | None, out: str, recursive: bool
                         click.echo(f"    {line}", err=True)
         good = sum(p.valid for p in items)
         click.echo(f"{good} of {len(items)} document(s) valid", err=good != len(items))
-    if not items or any(not p.valid for p in items):
+    if any(not p.valid for p in items):
         raise SystemExit(1)

@@ -176,6 +176,18 @@ class LoadedDocument:
     namespace: str | None = None
     resource: Resource | None = None
     errors: list[FieldError] = field(default_factory=list)
+    line: int | None = None
+    """1-based line where the YAML/JSON document holding this resource starts."""
+    item: int | None = None
+    """Position inside a top-level array or typed list (None for a plain document)."""
+
+    @property
+    def position(self) -> str:
+        """``line 12``, or ``line 3 [2]`` for the third element of an array or typed list:
+        where a person finds the resource in the file."""
+        if self.line is None:
+            return ""
+        return f"line {self.line}" + (f" [{self.item}]" if self.item is not None else "")
 
     @property
     def ok(self) -> bool:
@@ -264,19 +276,30 @@ def load_documents(text: str, *, source: str) -> list[LoadedDocument]:
     """Decode every resource in multi-document YAML/JSON text, in order, errors included."""
     out: list[LoadedDocument] = []
     for first_line, chunk in _chunks(text):
+        # the document's first non-blank line, 1-based (after the ``---`` separator)
+        lead = len(chunk) - len(chunk.lstrip("\n"))
+        line = first_line + chunk[:lead].count("\n") + 1
         try:
             value = _parse_chunk(chunk, first_line)
         except _SyntaxProblem as exc:
             out.append(
                 LoadedDocument(
-                    index=len(out), source=source, errors=[FieldError("", None, str(exc))]
+                    index=len(out),
+                    source=source,
+                    errors=[FieldError("", None, str(exc))],
+                    line=line,
                 )
             )
             continue
         if value is None:
             continue  # an empty document (only comments/whitespace)
-        for doc in _resource_docs(value):
-            out.append(_load_one(doc, len(out), source))
+        docs = _resource_docs(value)
+        several = isinstance(value, list) or docs != [value]
+        for item, doc in enumerate(docs):
+            loaded = _load_one(doc, len(out), source)
+            loaded.line = line
+            loaded.item = item if several else None
+            out.append(loaded)
     return out
 
 
