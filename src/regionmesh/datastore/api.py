@@ -33,12 +33,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
-@dataclass(frozen=True, slots=True)
-class KeyValue:
-    """One stored key with its value and revisions."""
+class KeyValue(NamedTuple):
+    """One stored key with its value and revisions.
+
+    A NamedTuple rather than a frozen dataclass: lists build one per key, and a tuple is built
+    about twice as fast (immutable all the same).
+    """
 
     key: str
     value: bytes

@@ -32,7 +32,7 @@ import queue
 import socket
 import threading
 from binascii import a2b_base64
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,23 +76,15 @@ def _key_range(prefix: str) -> tuple[bytes, bytes]:
     return (lo or b"\0"), (hi if hi is not None else b"\0")
 
 
-_new = object.__new__
-_set_key: Callable[[KeyValue, object], None] = vars(KeyValue)["key"].__set__
-_set_value: Callable[[KeyValue, object], None] = vars(KeyValue)["value"].__set__
-_set_mod: Callable[[KeyValue, object], None] = vars(KeyValue)["mod_revision"].__set__
-_set_create: Callable[[KeyValue, object], None] = vars(KeyValue)["create_revision"].__set__
-_set_lease: Callable[[KeyValue, object], None] = vars(KeyValue)["lease"].__set__
-
-
 def _kv(item: dict[str, Any]) -> KeyValue:
-    """A KeyValue from a gateway ``kvs`` item (slots set directly: lists build many)."""
-    kv: KeyValue = _new(KeyValue)
-    _set_key(kv, a2b_base64(item["key"]).decode())
-    _set_value(kv, a2b_base64(item.get("value", "")))
-    _set_mod(kv, int(item.get("mod_revision", 0)))
-    _set_create(kv, int(item.get("create_revision", 0)))
-    _set_lease(kv, int(item.get("lease", 0)))
-    return kv
+    """A KeyValue from a gateway ``kvs`` item."""
+    return KeyValue(
+        a2b_base64(item["key"]).decode(),
+        a2b_base64(item.get("value", "")),
+        int(item.get("mod_revision", 0)),
+        int(item.get("create_revision", 0)),
+        int(item.get("lease", 0)),
+    )
 
 
 def _error_text(detail: str | None, fallback: str) -> str:

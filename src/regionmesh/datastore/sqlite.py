@@ -1,23 +1,35 @@
 """The embedded datastore: a revisioned key-value store in one SQLite file (WAL mode).
 
 Several processes on one machine (CLI, Neutron server, agents) may open the same file. Each
-write is one ``BEGIN IMMEDIATE`` transaction that bumps a store-wide revision counter, stamps
-the keys it touches and appends one row per change to an event log; watchers poll that log
-(cheaply: one indexed query) and are woken at once by writers in the same process. The log is
-compacted on request and automatically (keeping ``retain_revisions`` revisions); a watch whose
-position was compacted away raises :class:`~regionmesh.errors.Compacted`.
+write is one ``BEGIN IMMEDIATE`` transaction that appends one row to an event log and stamps
+the keys it touches. The store-wide revision is not a counter of its own: it is the event
+log's ``INTEGER PRIMARY KEY``, one row per revision, so SQLite assigns the next revision when
+the row is appended and the current one is a seek to the last row; a commit touches two
+b-trees (``kv`` and ``events``) and nothing else. A write that changes several keys in one
+revision (``delete_prefix``, a lease's expiry or revocation) appends one ``MULTI`` row and puts
+its events in ``events_multi``. Watchers poll the log from their next revision (a rowid range)
+and are woken at once by writers in the same process. The log is compacted on request and
+automatically (keeping ``retain_revisions`` revisions), never dropping the newest revision; a
+watch whose position was compacted away raises :class:`~regionmesh.errors.Compacted`.
 
 Leases live in a table with a wall-clock expiry. Expired leases are reaped lazily by whichever
 process touches the store next (any write, a read that finds a due lease, or a watcher's poll):
 their keys are deleted in one revision, with delete events. Each thread gets its own
 connection; ``busy_timeout`` covers contention between processes.
 
-Schema (version 1)::
+Schema (version 2)::
 
-    meta(name, value)                    'revision', 'compact_revision'
+    meta(name, value)                    'compact_revision'
     kv(key BLOB PK, value, create_revision, mod_revision, lease)     -- WITHOUT ROWID, by key
-    events(id PK, revision, key, type, value, prev_value)            -- the watch log
+    events(revision INTEGER PK, key, type, value, prev_value)        -- one row per revision
+    events_multi(revision, key, type, value, prev_value)             -- PK (revision, key)
     leases(id PK AUTOINCREMENT, ttl, expires_at)
+
+A fresh store holds one empty ``MULTI`` row at revision 1 (the log is never empty, so the next
+rowid is always the next revision). Version 1 files (``events(id, revision, …)`` with an index
+on revision and a ``meta.revision`` counter bumped by every write) are migrated on open; the
+counter row is removed, so a process still running version 1 code fails its next write instead
+of reusing revisions.
 
 What this module does not do: encode resources (``resources.py``), choose a file
 (``config.py``), or talk to etcd (``etcd.py``).
@@ -27,6 +39,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gc
 import os
 import shutil
 import sqlite3
@@ -49,7 +62,7 @@ from regionmesh.errors import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT = 30.0
 DEFAULT_RETAIN_REVISIONS = 10_000
 AUTO_COMPACT_EVERY = 1_000
@@ -59,34 +72,100 @@ REAP_INTERVAL = 0.25
 
 _PUT, _DELETE = 0, 1
 
+_MULTI = 2  # an events row standing for the rows of its revision in events_multi
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,"
     " create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL,"
     " lease INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS kv_by_lease ON kv(lease) WHERE lease != 0",
-    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, revision INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS events (revision INTEGER PRIMARY KEY,"
     " key BLOB NOT NULL, type INTEGER NOT NULL, value BLOB, prev_value BLOB)",
-    "CREATE INDEX IF NOT EXISTS events_by_revision ON events(revision)",
+    "CREATE TABLE IF NOT EXISTS events_multi (revision INTEGER NOT NULL, key BLOB NOT NULL,"
+    " type INTEGER NOT NULL, value BLOB, prev_value BLOB, PRIMARY KEY (revision, key))"
+    " WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " ttl INTEGER NOT NULL, expires_at REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases(expires_at)",
-    "INSERT OR IGNORE INTO meta(name, value) VALUES ('revision', 1), ('compact_revision', 0)",
+    "INSERT OR IGNORE INTO meta(name, value) VALUES ('compact_revision', 0)",
+    # Revision 1 of a fresh store: the log is never empty from here on.
+    f"INSERT INTO events(revision, key, type) SELECT 1, x'', {_MULTI}"
+    " WHERE NOT EXISTS (SELECT 1 FROM events)",
+)
+
+# Version 1 -> 2: one events row per revision (several events of a revision move to
+# events_multi), the revision counter row goes (its value is the newest revision, which keeps a
+# row), the revision index goes with the old table.
+_MIGRATE_FROM_V1 = (
+    "ALTER TABLE events RENAME TO events_v1",
+    _SCHEMA[3],
+    _SCHEMA[4],
+    "INSERT INTO events(revision, key, type, value, prev_value)"
+    " SELECT revision, key, type, value, prev_value FROM events_v1"
+    " GROUP BY revision HAVING count(*) = 1",
+    "INSERT INTO events_multi(revision, key, type, value, prev_value)"
+    " SELECT revision, key, type, value, prev_value FROM events_v1 WHERE revision IN"
+    " (SELECT revision FROM events_v1 GROUP BY revision HAVING count(*) > 1)",
+    f"INSERT INTO events(revision, key, type) SELECT revision, x'', {_MULTI} FROM events_v1"
+    " GROUP BY revision HAVING count(*) > 1",
+    f"INSERT OR IGNORE INTO events(revision, key, type) SELECT value, x'', {_MULTI} FROM meta"
+    " WHERE name = 'revision'",
+    "DROP TABLE events_v1",
+    "DELETE FROM meta WHERE name = 'revision'",
+)
+
+_SELECT_CURRENT = "SELECT max(revision) FROM events"
+# Appends the event of a single-key write; its rowid (``lastrowid``) is the new revision.
+_LOG = "INSERT INTO events(key, type, value, prev_value) VALUES (?, ?, ?, ?)"
+_CREATE = (
+    "INSERT INTO kv(key, value, create_revision, mod_revision, lease)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+)
+_UPSERT = (
+    "INSERT INTO kv(key, value, create_revision, mod_revision, lease)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+    " mod_revision = excluded.mod_revision, lease = excluded.lease"
 )
 
 
 # In-process wake-ups: writers notify every watcher of the same file at once; watchers in
 # other processes notice within their poll interval.
+class _Wakeup:
+    """A condition for one file that writers only lock when a watcher is waiting on it.
+
+    A write that commits while a watcher is between its poll and its wait is not seen until
+    the watcher's next poll (at most ``poll_interval`` later), with or without the lock.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting = 0
+
+    def notify(self) -> None:
+        if self._waiting:
+            with self._cond:
+                self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._cond:
+            self._waiting += 1
+            try:
+                self._cond.wait(timeout)
+            finally:
+                self._waiting -= 1
+
+
 _wakeups_lock = threading.Lock()
-_wakeups: dict[str, threading.Condition] = {}
+_wakeups: dict[str, _Wakeup] = {}
 
 
-def _wakeup_for(path: str) -> threading.Condition:
+def _wakeup_for(path: str) -> _Wakeup:
     with _wakeups_lock:
-        cond = _wakeups.get(path)
-        if cond is None:
-            cond = _wakeups[path] = threading.Condition()
-        return cond
+        wakeup = _wakeups.get(path)
+        if wakeup is None:
+            wakeup = _wakeups[path] = _Wakeup()
+        return wakeup
 
 
 def _range(prefix: str) -> tuple[bytes, bytes | None]:
@@ -108,6 +187,26 @@ def _translated(path: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise DatastoreUnavailable(f"embedded datastore {path}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a list builds its objects.
+
+    A big list allocates a row tuple and a ``KeyValue`` per key, none of them in a cycle, yet
+    every few hundred allocations trigger a collection that walks the young objects, and the
+    older generations get walked again and again as the list grows: that is about a third of
+    a 100 000-key list. Collection resumes afterwards (unless something else had switched it
+    off before), so nothing is lost, only postponed.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class SqliteDatastore:
@@ -149,23 +248,32 @@ class SqliteDatastore:
                 f"embedded datastore {self.path}: cannot create {parent}: {exc}"
             ) from exc
         with _translated(self.path):
-            conn = self._conn()
+            self._migrate(self._conn())
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Create the schema in a new file, or bring an older one up to this version."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise DatastoreUnavailable(
+                f"embedded datastore {self.path} has schema version {version}, "
+                f"newer than this regionmesh understands ({SCHEMA_VERSION})"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated the file while we waited for the lock.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise DatastoreUnavailable(
-                    f"embedded datastore {self.path} has schema version {version}, "
-                    f"newer than this regionmesh understands ({SCHEMA_VERSION})"
-                )
             if version < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for stmt in _SCHEMA:
-                        conn.execute(stmt)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                for stmt in _MIGRATE_FROM_V1 if version == 1 else ():
+                    conn.execute(stmt)
+                for stmt in _SCHEMA:
+                    conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # --- connections and transactions ---------------------------------------------------
 
@@ -213,8 +321,7 @@ class SqliteDatastore:
                 raise
         except sqlite3.Error as exc:
             raise DatastoreUnavailable(f"embedded datastore {self.path}: {exc}") from exc
-        with self._wakeup:
-            self._wakeup.notify_all()
+        self._wakeup.notify()
         return result
 
     def _reap_if_due(self) -> None:
@@ -248,25 +355,32 @@ class SqliteDatastore:
             )
         if row is None:
             return None
-        return KeyValue(key, bytes(row[0]), row[1], row[2], row[3])
+        return KeyValue(key, row[0], row[1], row[2], row[3])
 
     def list(self, prefix: str, *, page_size: int = 1000) -> ListResult:
-        """Return all keys under ``prefix`` from one read transaction (one snapshot)."""
+        """Return all keys under ``prefix`` from one read transaction (one snapshot).
+
+        Rows are fetched ``page_size`` at a time; every page comes from the same snapshot.
+        """
         self._reap_if_due()
         lo, hi = _range(prefix)
         items: builtins.list[KeyValue] = []
+        extend = items.extend
         with _translated(self.path):
             conn = self._conn()
             conn.execute("BEGIN")
             try:
-                revision = _meta(conn, "revision")
+                revision: int = conn.execute(_SELECT_CURRENT).fetchone()[0]
+                # The key comes back as text (CAST of UTF-8 bytes): no decode call per row.
                 cur = conn.execute(
-                    "SELECT key, value, mod_revision, create_revision, lease FROM kv"
-                    f" WHERE {_range_sql(hi)} ORDER BY key",
+                    "SELECT CAST(key AS TEXT), value, mod_revision, create_revision, lease"
+                    f" FROM kv WHERE {_range_sql(hi)} ORDER BY kv.key",
                     _range_args(lo, hi),
                 )
-                while rows := cur.fetchmany(max(page_size, 1)):
-                    items.extend(map(_row_to_kv, rows))
+                fetch, size = cur.fetchmany, max(page_size, 1)
+                with _gc_paused():
+                    while rows := fetch(size):
+                        extend(map(KeyValue._make, rows))
             finally:
                 conn.execute("COMMIT")
         return ListResult(items, revision)
@@ -274,7 +388,7 @@ class SqliteDatastore:
     def current_revision(self) -> int:
         """Return the store revision."""
         with _translated(self.path):
-            return _meta(self._conn(), "revision")
+            return int(self._conn().execute(_SELECT_CURRENT).fetchone()[0])
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -283,17 +397,16 @@ class SqliteDatastore:
         k = key.encode()
 
         def body(conn: sqlite3.Connection) -> int:
-            _check_lease(conn, lease)
-            rev = _bump(conn)  # rolled back with the transaction if the key exists
-            inserted = conn.execute(
-                "INSERT INTO kv(key, value, create_revision, mod_revision, lease)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-                (k, value, rev, rev, lease),
-            ).rowcount
-            if not inserted:
+            if lease:
+                _check_lease(conn, lease)
+            # The event goes first (its rowid is the revision); if the key exists, the
+            # transaction is rolled back with it.
+            rev = conn.execute(_LOG, (k, _PUT, value, None)).lastrowid
+            assert rev is not None
+            if not conn.execute(_CREATE, (k, value, rev, rev, lease)).rowcount:
                 raise AlreadyExists(f"key already exists: {key}")
-            _log(conn, rev, k, _PUT, value, None)
-            self._maybe_auto_compact(conn, rev)
+            if rev % AUTO_COMPACT_EVERY == 0:
+                self._maybe_auto_compact(conn, rev)
             return rev
 
         return self._write(body)
@@ -310,14 +423,16 @@ class SqliteDatastore:
                 raise RevisionConflict(
                     f"update conflict on {key}: expected revision {revision}, found {row[1]}"
                 )
-            _check_lease(conn, lease)
-            rev = _bump(conn)
+            if lease:
+                _check_lease(conn, lease)
+            rev = conn.execute(_LOG, (k, _PUT, value, row[0])).lastrowid
+            assert rev is not None
             conn.execute(
                 "UPDATE kv SET value = ?, mod_revision = ?, lease = ? WHERE key = ?",
                 (value, rev, lease, k),
             )
-            _log(conn, rev, k, _PUT, value, row[0])
-            self._maybe_auto_compact(conn, rev)
+            if rev % AUTO_COMPACT_EVERY == 0:
+                self._maybe_auto_compact(conn, rev)
             return rev
 
         return self._write(body)
@@ -328,16 +443,14 @@ class SqliteDatastore:
 
         def body(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT value FROM kv WHERE key = ?", (k,)).fetchone()
-            _check_lease(conn, lease)
-            rev = _bump(conn)
-            conn.execute(
-                "INSERT INTO kv(key, value, create_revision, mod_revision, lease)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                " mod_revision = excluded.mod_revision, lease = excluded.lease",
-                (k, value, rev, rev, lease),
-            )
-            _log(conn, rev, k, _PUT, value, None if row is None else row[0])
-            self._maybe_auto_compact(conn, rev)
+            if lease:
+                _check_lease(conn, lease)
+            prev = None if row is None else row[0]
+            rev = conn.execute(_LOG, (k, _PUT, value, prev)).lastrowid
+            assert rev is not None
+            conn.execute(_UPSERT, (k, value, rev, rev, lease))
+            if rev % AUTO_COMPACT_EVERY == 0:
+                self._maybe_auto_compact(conn, rev)
             return rev
 
         return self._write(body)
@@ -354,10 +467,11 @@ class SqliteDatastore:
                 raise RevisionConflict(
                     f"delete conflict on {key}: expected revision {revision}, found {row[1]}"
                 )
-            rev = _bump(conn)
+            rev = conn.execute(_LOG, (k, _DELETE, None, row[0])).lastrowid
+            assert rev is not None
             conn.execute("DELETE FROM kv WHERE key = ?", (k,))
-            _log(conn, rev, k, _DELETE, None, row[0])
-            self._maybe_auto_compact(conn, rev)
+            if rev % AUTO_COMPACT_EVERY == 0:
+                self._maybe_auto_compact(conn, rev)
             return rev
 
         return self._write(body)
@@ -373,12 +487,8 @@ class SqliteDatastore:
             ).fetchall()
             if not rows:
                 return 0
-            rev = _bump(conn)
             conn.execute(f"DELETE FROM kv WHERE {_range_sql(hi)}", _range_args(lo, hi))
-            conn.executemany(
-                "INSERT INTO events(revision, key, type, value, prev_value) VALUES (?, ?, ?, ?, ?)",
-                [(rev, k, _DELETE, None, v) for k, v in rows],
-            )
+            rev = _log_deletes(conn, rows)
             self._maybe_auto_compact(conn, rev)
             return len(rows)
 
@@ -428,7 +538,7 @@ class SqliteDatastore:
         """Drop events before ``revision``."""
 
         def body(conn: sqlite3.Connection) -> None:
-            current = _meta(conn, "revision")
+            current = int(conn.execute(_SELECT_CURRENT).fetchone()[0])
             if revision > current:
                 raise DatastoreError(
                     f"cannot compact to revision {revision}: the store is at {current}"
@@ -480,17 +590,28 @@ class SqliteWatch:
     """Polls the event log of a :class:`SqliteDatastore` for one prefix.
 
     It has its own connection (used under a lock by whichever thread calls
-    :meth:`next_batch`), remembers the last event id it returned and the revision it has seen
-    up to, and raises Compacted when the log no longer reaches back that far.
+    :meth:`next_batch`) and remembers the next revision it has to look at; every revision
+    before it was returned or had nothing under the prefix. It raises Compacted when the log
+    no longer reaches back that far.
     """
 
     def __init__(self, store: SqliteDatastore, prefix: str, start_revision: int) -> None:
         self._store = store
         self._lo, self._hi = _range(prefix)
+        self._range_args = _range_args(self._lo, self._hi)
         self._next_revision = start_revision
-        self._last_id = 0
         self._closed = threading.Event()
         self._lock = threading.Lock()
+        # A MULTI row matches whatever its key; its events are filtered in events_multi.
+        self._query = (
+            "SELECT revision, CAST(key AS TEXT), type, value, prev_value FROM events"
+            f" WHERE revision >= ? AND (type = {_MULTI} OR {_range_sql(self._hi)})"
+            " ORDER BY revision LIMIT ?"
+        )
+        self._multi_query = (
+            "SELECT CAST(key AS TEXT), type, value, prev_value FROM events_multi"
+            f" WHERE revision = ? AND {_range_sql(self._hi)} ORDER BY key"
+        )
         with _translated(store.path):
             self._conn: sqlite3.Connection | None = store._new_conn(register=False)
 
@@ -501,12 +622,15 @@ class SqliteWatch:
         now = time.time()
         if conn.execute("SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1", (now,)).fetchone():
             self._store._write(lambda c: None)
+        events: builtins.list[WatchEvent] = []
         conn.execute("BEGIN")
         try:
-            revision = _meta(conn, "revision")
+            revision = int(conn.execute(_SELECT_CURRENT).fetchone()[0])
             if revision < self._next_revision:
                 return []
-            compacted = _meta(conn, "compact_revision")
+            compacted = conn.execute(
+                "SELECT value FROM meta WHERE name = 'compact_revision'"
+            ).fetchone()[0]
             if self._next_revision < compacted:
                 raise Compacted(
                     f"watch from revision {self._next_revision}: the embedded datastore is "
@@ -514,35 +638,25 @@ class SqliteWatch:
                     compacted,
                 )
             rows = conn.execute(
-                "SELECT id, revision, key, type, value, prev_value FROM events"
-                f" WHERE id > ? AND revision >= ? AND {_range_sql(self._hi)}"
-                " ORDER BY id LIMIT ?",
-                (
-                    self._last_id,
-                    self._next_revision,
-                    *_range_args(self._lo, self._hi),
-                    WATCH_BATCH_LIMIT,
-                ),
+                self._query, (self._next_revision, *self._range_args, WATCH_BATCH_LIMIT)
             ).fetchall()
+            for rev, key, typ, value, prev in rows:
+                if typ == _MULTI:
+                    events.extend(
+                        _event(m_typ, m_key, m_value, rev, m_prev)
+                        for m_key, m_typ, m_value, m_prev in conn.execute(
+                            self._multi_query, (rev, *self._range_args)
+                        )
+                    )
+                else:
+                    events.append(_event(typ, key, value, rev, prev))
         finally:
             conn.execute("COMMIT")
         if len(rows) == WATCH_BATCH_LIMIT:
-            self._last_id = rows[-1][0]
-            self._next_revision = rows[-1][1]
+            self._next_revision = rows[-1][0] + 1
         else:
-            if rows:
-                self._last_id = rows[-1][0]
             self._next_revision = revision + 1
-        return [
-            WatchEvent(
-                EventType.PUT if typ == _PUT else EventType.DELETE,
-                bytes(key).decode(),
-                None if value is None else bytes(value),
-                rev,
-                None if prev is None else bytes(prev),
-            )
-            for _, rev, key, typ, value, prev in rows
-        ]
+        return events
 
     @property
     def closed(self) -> bool:
@@ -564,8 +678,7 @@ class SqliteWatch:
                 if remaining <= 0:
                     return []
                 wait = min(wait, remaining)
-            with wakeup:
-                wakeup.wait(wait)
+            wakeup.wait(wait)
         return []
 
     def __iter__(self) -> Iterator[builtins.list[WatchEvent]]:
@@ -580,9 +693,7 @@ class SqliteWatch:
         if self._closed.is_set():
             return
         self._closed.set()
-        wakeup = self._store._wakeup
-        with wakeup:
-            wakeup.notify_all()
+        self._store._wakeup.notify()
         with self._lock:
             conn, self._conn = self._conn, None
         if conn is not None:
@@ -590,60 +701,31 @@ class SqliteWatch:
                 conn.close()
 
 
-_new = object.__new__
-_set_key: Callable[[KeyValue, object], None] = vars(KeyValue)["key"].__set__
-_set_value: Callable[[KeyValue, object], None] = vars(KeyValue)["value"].__set__
-_set_mod: Callable[[KeyValue, object], None] = vars(KeyValue)["mod_revision"].__set__
-_set_create: Callable[[KeyValue, object], None] = vars(KeyValue)["create_revision"].__set__
-_set_lease: Callable[[KeyValue, object], None] = vars(KeyValue)["lease"].__set__
-
-
-def _row_to_kv(row: tuple[bytes, bytes, int, int, int]) -> KeyValue:
-    """Build a KeyValue from a kv row without the frozen dataclass ``__init__``.
-
-    Lists build one object per key, and the frozen ``__init__`` (``object.__setattr__`` per
-    field) is a large part of a list's cost; setting the slots directly gives the same object.
-    """
-    kv: KeyValue = _new(KeyValue)
-    _set_key(kv, row[0].decode())
-    _set_value(kv, row[1])
-    _set_mod(kv, row[2])
-    _set_create(kv, row[3])
-    _set_lease(kv, row[4])
-    return kv
+def _event(typ: int, key: str, value: bytes | None, rev: int, prev: bytes | None) -> WatchEvent:
+    return WatchEvent(EventType.PUT if typ == _PUT else EventType.DELETE, key, value, rev, prev)
 
 
 # --- helpers that run inside a transaction ----------------------------------------------------
 
 
-def _meta(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-    return int(row[0])
-
-
-def _bump(conn: sqlite3.Connection) -> int:
-    row = conn.execute(
-        "UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value"
-    ).fetchone()
-    return int(row[0])
-
-
-def _log(
-    conn: sqlite3.Connection,
-    rev: int,
-    key: bytes,
-    typ: int,
-    value: bytes | None,
-    prev: bytes | None,
-) -> None:
-    conn.execute(
-        "INSERT INTO events(revision, key, type, value, prev_value) VALUES (?, ?, ?, ?, ?)",
-        (rev, key, typ, value, prev),
-    )
+def _log_deletes(conn: sqlite3.Connection, rows: builtins.list[tuple[bytes, bytes]]) -> int:
+    """Log the deletion of ``rows`` (key, previous value; sorted by key) in one revision."""
+    if len(rows) == 1:
+        ((key, prev),) = rows
+        rev = conn.execute(_LOG, (key, _DELETE, None, prev)).lastrowid
+    else:
+        rev = conn.execute(_LOG, (b"", _MULTI, None, None)).lastrowid
+        conn.executemany(
+            "INSERT INTO events_multi(revision, key, type, value, prev_value)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(rev, key, _DELETE, None, prev) for key, prev in rows],
+        )
+    assert rev is not None
+    return rev
 
 
 def _check_lease(conn: sqlite3.Connection, lease: int) -> None:
-    if lease and conn.execute("SELECT 1 FROM leases WHERE id = ?", (lease,)).fetchone() is None:
+    if conn.execute("SELECT 1 FROM leases WHERE id = ?", (lease,)).fetchone() is None:
         raise NotFound(f"lease {lease} not found (expired or revoked)")
 
 
@@ -652,12 +734,8 @@ def _drop_lease(conn: sqlite3.Connection, lease: int) -> None:
         "SELECT key, value FROM kv WHERE lease = ? ORDER BY key", (lease,)
     ).fetchall()
     if rows:
-        rev = _bump(conn)
         conn.execute("DELETE FROM kv WHERE lease = ?", (lease,))
-        conn.executemany(
-            "INSERT INTO events(revision, key, type, value, prev_value) VALUES (?, ?, ?, ?, ?)",
-            [(rev, k, _DELETE, None, v) for k, v in rows],
-        )
+        _log_deletes(conn, rows)
     conn.execute("DELETE FROM leases WHERE id = ?", (lease,))
 
 
@@ -669,7 +747,10 @@ def _reap_leases(conn: sqlite3.Connection, now: float) -> None:
 
 
 def _compact(conn: sqlite3.Connection, revision: int) -> None:
-    if revision <= _meta(conn, "compact_revision"):
+    """Drop the events before ``revision`` (at most the current one, so the newest survives)."""
+    compacted = conn.execute("SELECT value FROM meta WHERE name = 'compact_revision'").fetchone()
+    if revision <= compacted[0]:
         return
     conn.execute("DELETE FROM events WHERE revision < ?", (revision,))
+    conn.execute("DELETE FROM events_multi WHERE revision < ?", (revision,))
     conn.execute("UPDATE meta SET value = ? WHERE name = 'compact_revision'", (revision,))
