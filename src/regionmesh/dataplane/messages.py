@@ -228,8 +228,8 @@ class IPSetRemove:
 
 
 @dataclass(frozen=True, slots=True)
-class ActivePolicyUpdate:
-    """A policy that selects at least one local endpoint; ``id`` e.g. ``np/<ns>/<name>``."""
+class _RulesUpdate:
+    """The shape shared by policy and profile updates: an id and rules per direction."""
 
     id: str
     inbound_rules: tuple[Rule, ...] = ()
@@ -238,6 +238,11 @@ class ActivePolicyUpdate:
     def ipset_ids(self) -> frozenset[str]:
         """Every IP-set id the rules reference."""
         return frozenset().union(*(r.ipset_ids() for r in self.inbound_rules + self.outbound_rules))
+
+
+@dataclass(frozen=True, slots=True)
+class ActivePolicyUpdate(_RulesUpdate):
+    """A policy that selects at least one local endpoint; ``id`` e.g. ``np/<ns>/<name>``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,16 +253,8 @@ class ActivePolicyRemove:
 
 
 @dataclass(frozen=True, slots=True)
-class ActiveProfileUpdate:
+class ActiveProfileUpdate(_RulesUpdate):
     """A profile used by at least one local endpoint."""
-
-    id: str
-    inbound_rules: tuple[Rule, ...] = ()
-    outbound_rules: tuple[Rule, ...] = ()
-
-    def ipset_ids(self) -> frozenset[str]:
-        """Every IP-set id the rules reference."""
-        return frozenset().union(*(r.ipset_ids() for r in self.inbound_rules + self.outbound_rules))
 
 
 @dataclass(frozen=True, slots=True)
