@@ -8,7 +8,9 @@ the stored shape of openstack-driver.md §1.3:
 * :func:`port_to_workload_endpoint`: a ``WorkloadEndpoint`` in ``openstack-region-<r>``, name,
   spec, labels and annotations byte-compatible with networking-calico (§2.2–2.5);
 * :func:`security_group_to_policy`: a ``NetworkPolicy`` ``ossg.default.<sg-id>`` written
-  without ``types`` (§3). Unlike networking-calico it fails closed: an address-group rule
+  without ``types`` (§3); a protocol Neutron holds as a digit string is written as that string
+  (``--protocol 47`` → ``"protocol": "47"``), names as numbers (``tcp`` → 6), exactly as
+  networking-calico does. Unlike networking-calico it fails closed: an address-group rule
   becomes that group's CIDRs, legacy ``icmpv6`` and numeric ICMP protocols keep ICMP
   type/code, and anything it does not understand raises :class:`TranslationError` instead of
   being widened;
@@ -387,6 +389,9 @@ def _calico_protocol(rule: NeutronRule, number: int, ip_version: int) -> str | i
         if ip_version == 4:
             raise _rule_error(rule, "protocol", proto, "ICMPv6 (58) with ethertype IPv4")
         return "ICMPv6"
+    if isinstance(proto, str) and proto.isdigit():
+        # networking-calico writes Neutron's digit string as it is ("47"), never the number
+        return proto
     return number
 
 
