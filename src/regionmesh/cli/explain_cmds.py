@@ -21,7 +21,7 @@ import click
 
 from regionmesh.cli.context import CliContext, datastore_options, fail
 from regionmesh.cli.resources import Prepared, prepare
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resources import ResourceClient, does_not_exist, policy_tier_name
 from regionmesh.errors import RegionmeshError, ValidationError
 from regionmesh.model import Resource
 from regionmesh.model.regions import region_of_namespace
@@ -290,7 +290,7 @@ def verify_cmd(ctx: click.Context, filename: str, out: str) -> None:
 # ----------------------------------------------------------------------------- what-if
 
 
-def _load_changes(filename: str, namespace: str | None, recursive: bool) -> list[Resource]:
+def _load_changes(filename: str, namespace: str | None, recursive: bool) -> list[Prepared]:
     try:
         items: list[Prepared] = prepare(filename, namespace, recursive=recursive)
     except RegionmeshError as exc:
@@ -306,7 +306,23 @@ def _load_changes(filename: str, namespace: str | None, recursive: bool) -> list
             lines.append(f"  {p.label()}:")
             lines += [f"    {e}" for e in p.errors or ["document could not be decoded"]]
         fail("\n".join(lines))
-    return [p.resource for p in items if p.resource is not None]
+    return items
+
+
+def _check_tiers(items: Sequence[Prepared], current: Sequence[Resource]) -> None:
+    """As ``apply`` does: every policy's tier exists in the datastore or in the same input."""
+    known = {r.metadata.name for r in current if r.kind == "Tier"} | {
+        p.resource.metadata.name
+        for p in items
+        if p.resource is not None and p.resource.kind == "Tier"
+    }
+    bad = []
+    for p in items:
+        tier = policy_tier_name(p.resource) if p.resource is not None else None
+        if tier is not None and tier not in known:
+            bad.append(f"  {p.label()}:\n    {does_not_exist('Tier', tier, None)}")
+    if bad:
+        fail("\n".join([f"{len(bad)} of {len(items)} document(s) name a missing tier:", *bad]))
 
 
 def render_what_if(result: WhatIf) -> str:
@@ -348,8 +364,11 @@ def run_what_if(
 ) -> WhatIf:
     """Print which flows applying (or deleting) ``filename`` would open or close; writes
     nothing. Shared by ``diff`` and ``apply --dry-run``."""
-    changes = _load_changes(filename, namespace, recursive)
+    items = _load_changes(filename, namespace, recursive)
+    changes = [p.resource for p in items if p.resource is not None]
     resources, _snap = _snapshot(cli)
+    if not delete:
+        _check_tiers(items, resources)
     result = what_if(resources, changes, delete=delete)
     if out == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
