@@ -397,3 +397,96 @@ def test_diff_and_dry_run_accept_a_tier_with_its_policies(datastore_url: str) ->
         assert "resource does not exist: Tier(security)" in res.output
         assert "document 0" in res.output
     assert names(datastore_url, "tier") == ["default"]  # nothing written
+
+
+HOST_LOCAL = """\
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: cmp1-eth0
+  labels: {role: host}
+spec:
+  node: cmp1
+  interfaceName: eth0
+  expectedIPs: [10.9.0.1]
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata:
+  name: cmp1-openstack-vm1-eth0
+  namespace: openstack-region-one
+  labels: {app: db}
+spec:
+  orchestrator: openstack
+  node: cmp1
+  workload: vm1
+  endpoint: eth0
+  ipNetworks: [10.1.0.5/32]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: host-egress-deny
+spec:
+  selector: role == 'host'
+  types: [Egress]
+  egress:
+  - action: Deny
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata:
+  name: db-egress
+  namespace: openstack-region-one
+spec:
+  selector: app == 'db'
+  types: [Egress]
+  egress:
+  - action: Allow
+"""
+VM1 = "openstack-region-one/cmp1-openstack-vm1-eth0"
+
+
+def test_explain_and_verify_host_to_local_workload(datastore_url: str, tmp_path: Path) -> None:
+    assert run(datastore_url, "apply", "-f", "-", stdin=HOST_LOCAL).exit_code == 0
+    res = run(datastore_url, "explain", "--from-ip", "10.9.0.1", "--to", VM1, "-p", "TCP",
+              "--port", "5432", tool=regionmesh_cli)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "verdict: ALLOW" in res.output
+    assert "host endpoint policy does not apply" in res.output
+    # workload → its own host: no host endpoint policy, DefaultEndpointToHostAction decides
+    back = ["explain", "--from", VM1, "--to-ip", "10.9.0.1", "-p", "TCP", "--port", "8080"]
+    res = run(datastore_url, *back, "-o", "json", tool=regionmesh_cli)
+    doc = json.loads(res.output)
+    assert doc["verdict"] == "deny"
+    assert doc["ingress"]["trace"][0]["step"] == "endpoint-to-host"
+    felix = (
+        "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata:\n"
+        "  name: node.cmp1\nspec:\n  defaultEndpointToHostAction: Accept\n"
+    )
+    assert run(datastore_url, "apply", "-f", "-", stdin=felix).exit_code == 0
+    res = run(datastore_url, *back, tool=regionmesh_cli)
+    assert "verdict: ALLOW" in res.output and "DefaultEndpointToHostAction Accept" in res.output
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "from": {"ip": "10.9.0.1"},
+                    "to": {"endpoint": VM1},
+                    "protocol": "TCP",
+                    "port": 22,
+                    "expect": "allow",
+                },
+                {
+                    "from": {"endpoint": VM1},
+                    "to": {"ip": "10.9.0.1"},
+                    "protocol": "UDP",
+                    "port": 53,
+                    "expect": "allow",
+                },
+            ]  # fmt: skip
+        )
+    )
+    res = run(datastore_url, "verify", "-f", str(flows), tool=regionmesh_cli)
+    assert res.exit_code == 0, res.output
