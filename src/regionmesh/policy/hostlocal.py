@@ -66,16 +66,14 @@ def _node(endpoint: object) -> str:
 
 def local_path(src: object | None, dst: object | None) -> LocalPath | None:
     """Which special local path ``src`` → ``dst`` is, if any (both on the same, named node)."""
-    if src is None or dst is None:
-        return None
-    node = _node(src)
-    if not node or node != _node(dst):
-        return None
     if isinstance(src, HostEndpoint) and isinstance(dst, WorkloadEndpoint):
-        return LocalPath.HOST_TO_WORKLOAD
-    if isinstance(src, WorkloadEndpoint) and isinstance(dst, HostEndpoint):
-        return LocalPath.WORKLOAD_TO_HOST
-    return None
+        path = LocalPath.HOST_TO_WORKLOAD
+    elif isinstance(src, WorkloadEndpoint) and isinstance(dst, HostEndpoint):
+        path = LocalPath.WORKLOAD_TO_HOST
+    else:
+        return None  # workload ↔ workload (the common case) costs two isinstance checks
+    node = _node(src)
+    return path if node and node == _node(dst) else None
 
 
 def host_to_workload_verdicts(
