@@ -99,6 +99,16 @@ def test_host_traffic_metadata_and_default_endpoint_to_host(world: World) -> Non
     assert not world.ok("b", HOST1, 8080)  # DefaultEndpointToHostAction=DROP
 
 
+def test_host_to_local_vm_is_not_policed(world: World) -> None:
+    # Felix's cali-OUTPUT returns early for traffic to workload interfaces: neither a host
+    # endpoint's egress policy nor the VM's ingress policy applies to host → local VM. a's
+    # ingress allows only TCP 80 from S (the host is not in S), yet the host reaches a:81 —
+    # what `regionmesh explain` reports for the same flow (tests/policy: host_local tests).
+    assert not world.ok("b", IP["a"], 81)
+    assert world.topo.connect(world.h1, IP["a"], 81) is not None
+    assert world.topo.connect(world.h1, IP["a"], 80) is not None
+
+
 def test_unknown_tap_is_dropped(world: World) -> None:
     before = world.unknown_iface_drops()
     assert not world.ok("e", IP["b"], 80)
