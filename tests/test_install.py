@@ -20,7 +20,8 @@ import pytest
 
 from regionmesh.cli.main import REGIONMESH_COMMANDS, RESOURCE_COMMANDS
 
-pytestmark = pytest.mark.install
+# ~1-2 min on an idle machine (pip resolves and installs ~30 distributions); far more when loaded
+pytestmark = [pytest.mark.install, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(
