@@ -16,14 +16,9 @@ import pytest
 from dp_scenario import IP, MAC, POL_WEB, SET_CLIENT, TAP, endpoint, snapshot
 
 from netns import Netns, Topology, require_root_tools
-from regionmesh.dataplane import (
-    ActivePolicyRemove,
-    HostConfig,
-    IPSetDeltaUpdate,
-    NetlinkRoutes,
-    NftDataplane,
-    SubprocessNft,
-)
+from regionmesh.dataplane import ActivePolicyRemove, HostConfig, IPSetDeltaUpdate
+from regionmesh.dataplane.driver import NftDataplane
+from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
 
 pytestmark = pytest.mark.root
 
