@@ -478,11 +478,25 @@ def doctor_cmd(ctx: click.Context, out: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     cli = ctx.ensure_object(CliContext)
+    store = cli.store()
     try:
-        facts = collect(cli.store())
+        facts = collect(store)
+        findings = diagnose(facts)
+        findings += _etcd_state(store)
     except RegionmeshError as exc:
         fail(f"doctor: cannot read the datastore: {exc}")
-    print_findings(diagnose(facts), out, "no problems found")
+    print_findings(findings, out, "no problems found")
+
+
+def _etcd_state(store: Datastore) -> list[Finding]:
+    """etcd only: authentication off, NOSPACE alarm (see ``doctor etcd-auth``)."""
+    from regionmesh.datastore.etcd import EtcdDatastore
+
+    if not isinstance(store, EtcdDatastore):
+        return []
+    from regionmesh.cli.etcd_auth_cmds import etcd_state_findings
+
+    return etcd_state_findings(store, auth_off_severity="warning")
 
 
 @doctor_cmd.command("config")

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from regionmesh import __version__
-from regionmesh.cli import explain_cmds, resources
+from regionmesh.cli import etcd_auth_cmds, explain_cmds, resources
 from regionmesh.cli.agent_cmd import agent_cmd
 from regionmesh.cli.context import CliContext, datastore_options
 from regionmesh.cli.dhcp_cmd import dhcp_agent_cmd
@@ -217,6 +217,8 @@ regionmesh_cli.add_command(doctor_cmd)
 for _cmd in explain_cmds.EXPLAIN_COMMANDS:
     regionmesh_cli.add_command(_cmd)
 regionmesh_cli.add_command(dhcp_agent_cmd)
+regionmesh_cli.add_command(etcd_auth_cmds.etcd_auth_group)
+doctor_cmd.add_command(etcd_auth_cmds.doctor_etcd_auth_cmd)
 
 
 def _run(group: click.Group, prog_name: str) -> None:

@@ -50,7 +50,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from regionmesh.datastore import Datastore, open_datastore
-from regionmesh.errors import ConfigError, RegionmeshError, TranslationError
+from regionmesh.errors import ConfigError, PermissionDenied, RegionmeshError, TranslationError
 from regionmesh.openstack import neutron_db, resync, translate
 from regionmesh.openstack.config import CalicoOptions, datastore_url, load_options
 from regionmesh.openstack.election import Elector
@@ -169,6 +169,13 @@ class RegionmeshWorker(n_worker.BaseWorker):
         writer = RegionWriter(self._store(), self._shared.opts.openstack_region)
         try:
             writer.ensure_cluster_config()
+        except PermissionDenied as exc:
+            LOG.error(
+                "regionmesh: FelixConfiguration/ClusterInformation 'default' lack the OpenStack "
+                "settings and this region may not write them (%s); the operator sets them once "
+                "with 'regionmesh etcd-auth apply'",
+                exc,
+            )
         except RegionmeshError as exc:
             LOG.error("regionmesh: cannot update FelixConfiguration/ClusterInformation: %s", exc)
         result = resync.resync(writer, source)
@@ -413,6 +420,9 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
     def _guarded(fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
+        except PermissionDenied as exc:  # a role problem, not a bug: one line, no traceback
+            LOG.error("regionmesh: datastore write of %s refused: %s", args[0], exc)
+            return None
         except RegionmeshError:
             LOG.exception("regionmesh: datastore write failed (%s); resync will repair it", args[0])
             return None
