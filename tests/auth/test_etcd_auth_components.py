@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,55 +47,18 @@ from regionmesh.openstack.status import StatusWatcher  # noqa: E402
 from regionmesh.openstack.writer import RegionWriter  # noqa: E402
 from regionmesh.testing.etcd_server import EtcdServer, running_etcd  # noqa: E402
 
+from auth_support import Cloud, auth_cloud  # noqa: E402  # isort: skip
+
 pytestmark = pytest.mark.etcd
 REPO = HERE.parents[1]
-ROOT_PW = "root-secret-pw"
 TOKEN_TTL = 2
 NS1, NS2 = "openstack-region-one", "openstack-region-two"
 
 
-@dataclass
-class Cloud:
-    server: EtcdServer
-    passwords: dict[str, str]
-    workdir: Path
-
-    def url(self, user: str) -> str:
-        pw = ROOT_PW if user == "root" else self.passwords[user]
-        return self.server.url_as(user, pw)
-
-    def open(self, user: str) -> EtcdDatastore:
-        pw = ROOT_PW if user == "root" else self.passwords[user]
-        return self.server.open_as(user, pw)
-
-    def cli(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-        """The real ``regionmesh`` entry point (exit codes and one-line errors as shipped)."""
-        return subprocess.run(
-            [str(REPO / ".venv" / "bin" / "regionmesh"), "--datastore", self.url(user), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    work = tmp_path_factory.mktemp("etcd-auth")
-    (work / "root.pw").write_text(ROOT_PW + "\n")
-    with running_etcd(tls=True, token_ttl=TOKEN_TTL) as server:
-        pwfile = work / "passwords.yaml"
-        res = CliRunner().invoke(
-            regionmesh_cli,
-            ["--datastore", server.url_as("root", ROOT_PW), "etcd-auth", "apply",
-             "--regions", "one,two", "--write-passwords", str(pwfile)],
-        )  # fmt: skip
-        assert res.exit_code == 0, res.output
-        assert "authentication enabled" in res.output
-        assert oct(pwfile.stat().st_mode & 0o777) == "0o600"
-        passwords = yaml.safe_load(pwfile.read_text())
-        assert ROOT_PW not in passwords.values()
-        yield Cloud(server, passwords, work)
+    with auth_cloud(tmp_path_factory.mktemp("etcd-auth"), token_ttl=TOKEN_TTL) as c:
+        yield c
 
 
 def test_apply_is_idempotent_and_root_keeps_access(cloud: Cloud) -> None:
@@ -242,26 +204,35 @@ def test_agent_programs_seed_and_heartbeats_but_writes_no_resource(
     a, _c = _seed(cloud)
     iface = "tap" + a.id[:11]  # type: ignore[attr-defined]
     fake = FakeNft()
+    srv = cloud.server
+    # configured as Felix is: etcd endpoint and certificates in felix.cfg, the user and
+    # password only in the environment (ETCD_USERNAME / ETCD_PASSWORD)
     cfg = s.felix_cfg(
         str(tmp_path / "felix.cfg"),
         FelixHostname="cmp-one",
         OpenstackRegion="one",
         InterfacePrefix="tap",
         EndpointReportingEnabled="true",
+        EtcdEndpoints=srv.endpoint,
+        EtcdCaFile=srv.ca_cert_file,
+        EtcdCertFile=srv.cert_file,
+        EtcdKeyFile=srv.key_file,
     )
-    with cloud.open("felix-region-one") as store:
-        started = start(
-            cfg,
-            env={},
-            store=store,
-            dataplane_factory=lambda _c: NftDataplane(fake, None),
-            iface_up=lambda name: name == iface,
-        )
+    env = {"ETCD_USERNAME": "felix-region-one", "ETCD_PASSWORD": cloud.password("felix-region-one")}
+    started = start(
+        cfg,
+        env=env,
+        dataplane_factory=lambda _c: NftDataplane(fake, None),
+        iface_up=lambda name: name == iface,
+    )
+    store = started.store
+    assert isinstance(store, EtcdDatastore) and store.username == "felix-region-one"
+    try:
         started.agent.run_once()
         table = f"ip {names.TABLE}"
         assert iface in fake.map_elements(table, names.TO_WL_DISPATCH)
         member_sets = [n for n, st in fake.tables[("ip", names.TABLE)].sets.items()
-                       if "10.65.2.2" in st.elements]  # fmt: skip
+                           if "10.65.2.2" in st.elements]  # fmt: skip
         assert member_sets, "the cross-region SG member (region two's VM) must be in a set"
         assert store.get(keys.felix_status_key("one", "cmp-one")) is not None
         for key in (
@@ -272,6 +243,8 @@ def test_agent_programs_seed_and_heartbeats_but_writes_no_resource(
         ):
             with pytest.raises(PermissionDenied, match="'felix-region-one' may not write"):
                 store.put(key, b"{}")
+    finally:
+        started.close()
 
 
 class Recorder:
