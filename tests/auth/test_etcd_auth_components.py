@@ -336,6 +336,19 @@ def test_wrong_password_is_a_clear_startup_error(cloud: Cloud, tmp_path: Path) -
     )  # fmt: skip
     assert res.returncode == 1, res.stdout + res.stderr
     assert "'felix-region-one'" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    conf = tmp_path / "neutron.conf"
+    conf.write_text(
+        "[DEFAULT]\nhost = cmp-d\n[calico]\nopenstack_region = one\n"
+        f"datastore = {cloud.server.url_as('dhcp-region-one', 'wrong')}\n"
+    )
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "regionmesh"), "dhcp-agent", "--config-file", str(conf),
+         "--state-dir", str(tmp_path / "dhcp")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.strip().startswith("regionmesh dhcp-agent: etcd "), res.stderr
+    assert "authentication as user 'dhcp-region-one' failed" in res.stderr
 
 
 def test_doctor_checks_every_user_against_the_plan(cloud: Cloud) -> None:

@@ -6,13 +6,15 @@ carrying the user. Region one writes its endpoints and policies, binds ports on 
 agent heartbeats with the agent's own user, elects a master, resyncs at start-up and guards
 overlaps; a misconfigured server (``openstack_region = one`` with region two's credentials) is
 refused on every region-one key with a clear, traceback-free log line and an API error naming
-the key and the user, writes nothing, and keeps serving its API. Tokens expire every 3 s.
+the key and the user, writes nothing, and keeps serving its API; a wrong password stops a
+server at start-up with one clear message. Tokens expire every 3 s.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "openstack"), str(HERE.parent / "agent")]
 
 import agent_support as s  # noqa: E402
-from neutron_harness import NeutronCloud, neutron_cloud  # noqa: E402
+from neutron_harness import VENV, NeutronCloud, NeutronRegion, neutron_cloud  # noqa: E402
 
 from regionmesh.datastore import keys  # noqa: E402
 from regionmesh.datastore.etcd_roles import OPERATOR_USER  # noqa: E402
@@ -207,3 +209,23 @@ def test_misconfigured_server_is_refused_and_keeps_running(
     # refusal, whatever the driver: that is Neutron's manager, not ours)
     log = rogue.read_log("api.log") + rogue.read_log("periodic.log")
     assert not OUR_TRACEBACK.search(log), log[-3000:]
+
+
+def test_wrong_password_stops_the_server(cloud: NeutronCloud, auth: Cloud, tmp_path: Path) -> None:
+    """A neutron API whose etcd password is wrong refuses to start, naming user and etcd."""
+    one = cloud.regions["one"]
+    bad = NeutronRegion(
+        "badpw", tmp_path / "badpw", one.db_url, auth.server.url,
+        extra_calico={"openstack_region": "one",
+                      "datastore": auth.server.url_as("neutron-region-one", "wrong")},
+    )  # fmt: skip
+    bad.write_config()
+    res = subprocess.run(
+        [str(VENV / "bin" / "python"), str(bad.base / "serve.py"), "127.0.0.1", "1",
+         *bad.config_args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode != 0
+    text = res.stdout + res.stderr + bad.read_log("api.log")
+    assert "authentication as user 'neutron-region-one' failed" in text, text[-3000:]
+    assert "invalid user ID or password" in text and auth.server.endpoint in text

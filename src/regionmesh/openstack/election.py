@@ -25,6 +25,7 @@ from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, EventType
 from regionmesh.errors import (
     AlreadyExists,
+    AuthenticationFailed,
     DatastoreError,
     NotFound,
     PermissionDenied,
@@ -179,7 +180,7 @@ class Elector:
         while not self._stop.is_set():
             try:
                 self.step()
-            except PermissionDenied as exc:  # a role problem: one line, retried slowly
+            except (PermissionDenied, AuthenticationFailed) as exc:  # one line, retried slowly
                 LOG.error("regionmesh election %s: %s; retrying", self.key, exc)
                 self._set_master(False)
                 self._stop.wait(5.0)

@@ -50,7 +50,13 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from regionmesh.datastore import Datastore, open_datastore
-from regionmesh.errors import ConfigError, PermissionDenied, RegionmeshError, TranslationError
+from regionmesh.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    PermissionDenied,
+    RegionmeshError,
+    TranslationError,
+)
 from regionmesh.openstack import neutron_db, resync, translate
 from regionmesh.openstack.config import CalicoOptions, datastore_url, load_options
 from regionmesh.openstack.election import Elector
@@ -253,6 +259,7 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         except ConfigError as exc:
             LOG.critical("regionmesh: %s", exc)
             raise SystemExit(f"regionmesh mechanism driver: {exc}") from exc
+        self._check_credentials()
         if opts.openstack_region is None:
             self._refuse_unregioned_in_multiregion_store()
             LOG.warning(
@@ -270,6 +277,17 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         registry.subscribe(
             self._check_security_group_rule, resources.SECURITY_GROUP_RULE, events.PRECOMMIT_CREATE
         )
+
+    def _check_credentials(self) -> None:
+        """Refuse to start when etcd rejects the configured user or password (a wrong password
+        is a start-up error, not an error on every later write); an unreachable etcd is not."""
+        try:
+            self.shared.writer().ds.current_revision()
+        except AuthenticationFailed as exc:
+            LOG.critical("regionmesh: %s", exc)
+            raise SystemExit(f"regionmesh mechanism driver: {exc}") from exc
+        except RegionmeshError as exc:
+            LOG.warning("regionmesh: cannot reach the datastore at start-up: %s", exc)
 
     def _refuse_unregioned_in_multiregion_store(self) -> None:
         """Without a region, stop when the store already holds regions' data (§1.4 hazard)."""
