@@ -469,7 +469,25 @@ def print_findings(findings: list[Finding], out: str, ok_text: str) -> None:
         raise SystemExit(1)
 
 
-@click.group("doctor", invoke_without_command=True)
+class _DoctorGroup(click.Group):
+    """``doctor``'s sub-commands; ``etcd-auth`` is imported only when asked for.
+
+    :mod:`.etcd_auth_cmds` builds on this module's findings, so importing it here at the top
+    would be a circle (and would load the etcd-auth code for every ``doctor`` run).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, "etcd-auth"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "etcd-auth" and cmd_name not in self.commands:
+            from regionmesh.cli.etcd_auth_cmds import doctor_etcd_auth_cmd  # noqa: PLC0415
+
+            self.add_command(doctor_etcd_auth_cmd)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group("doctor", cls=_DoctorGroup, invoke_without_command=True)
 @click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
 @datastore_options
 @click.pass_context
@@ -478,11 +496,25 @@ def doctor_cmd(ctx: click.Context, out: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     cli = ctx.ensure_object(CliContext)
+    store = cli.store()
     try:
-        facts = collect(cli.store())
+        facts = collect(store)
+        findings = diagnose(facts)
+        findings += _etcd_state(store)
     except RegionmeshError as exc:
         fail(f"doctor: cannot read the datastore: {exc}")
-    print_findings(diagnose(facts), out, "no problems found")
+    print_findings(findings, out, "no problems found")
+
+
+def _etcd_state(store: Datastore) -> list[Finding]:
+    """etcd only: authentication off, NOSPACE alarm (see ``doctor etcd-auth``)."""
+    from regionmesh.datastore.etcd import EtcdDatastore
+
+    if not isinstance(store, EtcdDatastore):
+        return []
+    from regionmesh.cli.etcd_auth_cmds import etcd_state_findings
+
+    return etcd_state_findings(store, auth_off_severity="warning")
 
 
 @doctor_cmd.command("config")

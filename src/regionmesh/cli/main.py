@@ -107,6 +107,10 @@ REGIONMESH_COMMANDS: dict[str, LazyCommand] = {
         "Build the two-region cloud, apply allow-tcp-80, show who can reach whom "
         "before/after, explain one cross-region flow, and (as root) prove it with real TCP.",
     ),
+    "etcd-auth": LazyCommand(
+        "etcd_auth_cmds:etcd_auth_group",
+        "Per-region least-privilege etcd users and roles (plan, apply).",
+    ),
     "dhcp-agent": LazyCommand(
         "dhcp_cmd:dhcp_agent_cmd",
         "Serve DHCP to this host's VMs in its region (one dnsmasq per network).",
