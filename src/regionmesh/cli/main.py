@@ -218,6 +218,13 @@ for _cmd in explain_cmds.EXPLAIN_COMMANDS:
     regionmesh_cli.add_command(_cmd)
 regionmesh_cli.add_command(dhcp_agent_cmd)
 
+# BGP (regionmesh bgp; calicoctl node status)
+from regionmesh.cli.bgp_cmds import bgp_cmd, node_group  # noqa: E402
+
+regionmesh_cli.add_command(bgp_cmd)
+regionmesh_cli.add_command(node_group)
+calicoctl_cli.add_command(node_group)
+
 
 def _run(group: click.Group, prog_name: str) -> None:
     """Run a command group with calicoctl's exit codes: 0 on success, 1 on ANY error.
