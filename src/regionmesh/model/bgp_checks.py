@@ -262,9 +262,10 @@ def check_bgp_configuration(errs: _Errors, res: BGPConfiguration) -> None:
         for attr, wire in _DEFAULT_ONLY:
             value = getattr(spec, attr)
             if value is not None and value != []:
+                shown = str(value).lower() if isinstance(value, bool) else value
                 errs.add(
                     f"spec.{wire}",
-                    value,
+                    shown,
                     f"Cannot set {wire} on a non default BGP Configuration.",
                 )
 
