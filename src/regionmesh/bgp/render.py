@@ -16,9 +16,12 @@
   routes (BIRD's ``rr client`` rules decide to whom).
 * Sessions: iBGP/eBGP per :class:`~regionmesh.bgp.peers.Peering`, ``multihop`` + ``gateway
   recursive`` with ``source address`` = this node's address (the flat L3 network may span
-  subnets), Calico's short timers (connect delay 2 s, connect retry 5 s, error wait 5–30 s),
+  subnets), short timers (connect delay 1 s, connect retry 2 s, error wait 1–10 s, forgotten
+  after 30 s; Calico uses 2 / 5 / 5–30 s — ours let a restarted host's peers reconnect within a
+  few seconds; BIRD's defaults are 5 / 120 / 60–300 s),
   ``graceful restart`` (a crashed BIRD does not flap its peers' routes; a stopped one sends a
-  Cease and its routes are withdrawn at once), ``next hop self`` for local routes.
+  Cease and its routes are withdrawn at once), ``next hop self`` — on a route reflector only
+  for eBGP-learned routes, so reflected routes keep their originator as next hop.
 
 Writing the file, checking it with ``bird -p`` and reloading it are :mod:`.bird`'s job.
 """
@@ -85,9 +88,12 @@ def _session(p: Peering, export_filter: str, rr_cluster_id: str | None, port: in
         lines.append("  rr client;")
         lines.append(f"  rr cluster id {_rr_cluster(rr_cluster_id)};")
     channel = "ipv4" if p.family == 4 else "ipv6"
+    # A reflector keeps the originator's next hop on reflected iBGP routes (traffic goes host
+    # to host, not through the reflector); its own routes still get its address.
+    next_hop = "next hop self ebgp" if rr_cluster_id else "next hop self"
     lines.append(
         f"  {channel} {{ import filter rm_import; export filter {export_filter}; "
-        "next hop self; gateway recursive; };"
+        f"{next_hop}; gateway recursive; }};"
     )
     lines.append("}")
     return "\n".join(lines)
@@ -163,9 +169,10 @@ def render(inputs: BirdInputs) -> str:
         "template bgp rm_peer {",
         "  multihop;",
         "  graceful restart;",
-        "  connect delay time 2;",
-        "  connect retry time 5;",
-        "  error wait time 5, 30;",
+        "  connect delay time 1;",
+        "  connect retry time 2;",
+        "  error wait time 1, 10;",
+        "  error forget time 30;",
         "}",
     ]
     export = "rm_reflect" if is_rr else "rm_export"

@@ -152,8 +152,9 @@ def _table(rows: list[list[str]]) -> str:
 def format_node_status(daemon: DaemonStatus, peers: Sequence[PeerRow], where: str) -> str:
     """Calico's ``calicoctl node status`` text: process line, then one table per family."""
     out = [
-        f"BGP daemon is running ({daemon.version or 'BIRD'}, router id "
-        f"{daemon.router_id or '?'}, control socket {where}).",
+        "Calico process is running.",
+        f"BGP daemon: {daemon.version or 'BIRD'}, router id {daemon.router_id or '?'}, "
+        f"control socket {where}",
         "",
     ]
     header = ["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"]

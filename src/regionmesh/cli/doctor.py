@@ -4,7 +4,9 @@ Two halves. :func:`diagnose` is pure: it takes a :class:`StoreFacts` (what the d
 endpoints, heartbeats, subnets, recorded findings, size) and returns :class:`Finding` objects,
 each naming the object, the values and the fix. :func:`collect` reads those facts from a
 Datastore, and :func:`check_config_files` compares one host's felix.cfg and neutron.conf
-offline. Printing and exit codes are the click commands at the bottom. Policy semantics are
+offline; :func:`local_bgp_findings` asks this host's BIRD (``regionmesh bgp``'s control socket)
+for sessions that are not Established. Printing and exit codes are the click commands at the
+bottom. Policy semantics are
 not looked at here (that is ``explain``/``verify``).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,6 +23,7 @@ from typing import Any
 
 import click
 
+from regionmesh.bgp.status import PeerRow
 from regionmesh.cli.context import CliContext, datastore_options, fail
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
@@ -548,6 +552,52 @@ def check_config_files(
     return findings
 
 
+# --- BGP: this host's sessions (the local BIRD's control socket) --------------------------------
+
+
+def bgp_session_findings(rows: Iterable[PeerRow], socket_path: str) -> list[Finding]:
+    """One finding per BGP session of this host's BIRD that is not Established."""
+    out: list[Finding] = []
+    for row in rows:
+        if row.info.split(" ", 1)[0] == "Established":
+            continue
+        out.append(
+            Finding(
+                "bgp-peer-not-established",
+                f"BGP peer {row.address} ({row.peer_type}, protocol {row.protocol})",
+                f"the session with {row.address} is {row.state} / {row.info or 'no info'} "
+                f"since {row.since}: routes to and from that host's VMs are missing here",
+                f"check that regionmesh bgp runs on the peer and that TCP 179 between the two "
+                f"hosts' addresses is open; details: birdc -s {socket_path} show protocols all "
+                f"{row.protocol}",
+                values={"address": row.address, "state": row.state, "info": row.info},
+            )
+        )
+    return out
+
+
+def local_bgp_findings(run_dir: str) -> list[Finding]:
+    """Findings about this host's BGP daemon; none when no daemon was ever set up here."""
+    from regionmesh.bgp.bird import BirdControl, RunDir
+    from regionmesh.bgp.status import bgp_peers, parse_protocols
+
+    sock = RunDir(run_dir).socket
+    if not os.path.exists(sock):
+        return []
+    try:
+        rows = bgp_peers(parse_protocols(BirdControl(sock).command("show protocols all")))
+    except RegionmeshError as exc:
+        return [
+            Finding(
+                "bgp-daemon-not-running",
+                f"BGP daemon ({sock})",
+                f"{exc}",
+                f"start regionmesh bgp --run-dir {run_dir} on this host",
+            )
+        ]
+    return bgp_session_findings(rows, sock)
+
+
 def print_findings(findings: list[Finding], out: str, ok_text: str) -> None:
     """Print findings as text or JSON; exit 1 if there is any."""
     if out == "json":
@@ -566,9 +616,17 @@ def print_findings(findings: list[Finding], out: str, ok_text: str) -> None:
 
 @click.group("doctor", invoke_without_command=True)
 @click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
+@click.option(
+    "--bgp-run-dir",
+    default="/var/run/calico",
+    show_default=True,
+    metavar="DIR",
+    help="run directory of this host's regionmesh bgp (its BIRD's sessions are checked when "
+    "its control socket exists there)",
+)
 @datastore_options
 @click.pass_context
-def doctor_cmd(ctx: click.Context, out: str) -> None:
+def doctor_cmd(ctx: click.Context, out: str, bgp_run_dir: str) -> None:
     """Check the datastore for multi-region problems (exit 1 on any finding)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -577,7 +635,8 @@ def doctor_cmd(ctx: click.Context, out: str) -> None:
         facts = collect(cli.store())
     except RegionmeshError as exc:
         fail(f"doctor: cannot read the datastore: {exc}")
-    print_findings(diagnose(facts), out, "no problems found")
+    findings = diagnose(facts) + local_bgp_findings(bgp_run_dir)
+    print_findings(findings, out, "no problems found")
 
 
 @doctor_cmd.command("config")
