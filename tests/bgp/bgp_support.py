@@ -118,8 +118,13 @@ class World:
         return [REGIONMESH, "bgp", "--config-file", self.felix_cfg(host), "--address", v4,
                 "--address6", v6, "--run-dir", self.run_dir(host)]  # fmt: skip
 
-    def start_bgp(self, host: str) -> None:
+    def start_bgp(self, host: str, wait: bool = False) -> None:
+        """Start ``regionmesh bgp`` on ``host``; with ``wait``, until its BIRD answers (process
+        start-up is not what the tests measure: on a loaded machine it can take a minute)."""
         self._spawn(f"bgp-{host}", host, self.bgp_args(host))
+        if wait:
+            self.wait(f"regionmesh bgp on {host} runs BIRD",
+                      lambda: self.node_status(host).returncode == 0, 180.0)  # fmt: skip
 
     def stop(self, key: str, timeout: float = 15.0) -> int:
         proc = self.procs.pop(key)
@@ -196,7 +201,7 @@ def build(topo: Topology, etcd: EtcdServer, tmp: str) -> World:
     for tag, host in hosts.items():
         plug(topo, switch, host, [HOSTS[tag][2], HOSTS[tag][3]])
         host.sysctl(net__ipv6__conf__all__forwarding="1")
-        forward_loopback_port(topo, host, etcd.client_port)
+        forward_loopback_port(topo, host, etcd.client_port, ttl=1800)
     store = etcd.open()
     w = World(topo, etcd, store, tmp, hosts)
     for vm, (host, ip, port_id, sgs, v6) in VMS.items():

@@ -27,6 +27,12 @@ PEERS = {"h1": {"h2", "h3"}, "h2": {"h1", "h3"}, "h3": {"h1", "h2"}}
 VM_ROUTES = {h: {f"{b.VMS[v][1]}" for v in b.VMS if b.VMS[v][0] == h} for h in b.HOSTS}
 
 
+def _birdc(w: b.World, host: str, *args: str) -> str:
+    sock = f"{w.run_dir(host)}/bird.ctl"
+    return subprocess.run(["birdc", "-s", sock, *args], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
 def _expected(host: str) -> set[str]:
     return set().union(*(VM_ROUTES[o] for o in PEERS[host]))
 
@@ -93,6 +99,21 @@ def test_mesh_routes_policy_withdrawal_restart(world: b.World) -> None:
     assert w.probe("b", "a", 8080), "region one client on h2 cannot reach web:8080 on h1"
     assert not w.probe("c", "a", 8080), "region two client reached region one's SG rule"
 
+    # A peer announcing a local workload's address never gets it installed here: h3 routes
+    # a's address to one of its taps (as the agent would), h1 hears it and keeps its own route.
+    spoof_tap = "tap" + b.VMS["c"][2][:11]
+    w.hosts["h3"].ip("route", "add", f"{A4}/32", "dev", spoof_tap, "scope", "link", "proto", "boot")
+    try:
+        w.wait("h1's BIRD hears h3 announce a's address",
+               lambda: "Mesh_10_0_0_3" in _birdc(w, "h1", "show", "route", "for", A4, "all"))  # fmt: skip
+        assert A4 not in w.bird_routes("h1"), w.dump()
+        assert f"{A4} dev tap" in w.hosts["h1"].run("ip", "route", "show", A4)
+    finally:
+        subprocess.run(["ip", "-n", w.hosts["h3"].name, "route", "del", f"{A4}/32", "dev",
+                        spoof_tap], capture_output=True, check=False)  # fmt: skip
+    w.wait("h3 routes a's address to h1 again", lambda: A4 in w.bird_routes("h3"), 10.0)
+    w.wait("c -> a:80 after the spoof", lambda: w.probe("c", "a", 80), 10.0)
+
     # A deleted VM is withdrawn from the other kernels; a new one appears on them.
     t = time.monotonic()
     s.delete_doc(w.store, w.wep("b"))
@@ -124,8 +145,8 @@ def test_mesh_routes_policy_withdrawal_restart(world: b.World) -> None:
     down = [f for f in json.loads(doctor.stdout) if f["code"] == "bgp-peer-not-established"]
     assert {f["values"]["address"] for f in down} == {"10.0.0.3", "fd00:f::3"}, doctor.stdout
     # Restarting it restores them.
+    w.start_bgp("h3", wait=True)
     t = time.monotonic()
-    w.start_bgp("h3")
     w.wait("h3's routes back", lambda: {C4, E4} <= w.bird_routes("h1") and
            {C4, E4} <= w.bird_routes("h2") and _expected("h3") <= w.bird_routes("h3"))  # fmt: skip
     timings["bgp_restarted_to_routed"] = time.monotonic() - t
@@ -137,7 +158,7 @@ def test_mesh_routes_policy_withdrawal_restart(world: b.World) -> None:
     for host in ("h1", "h3"):
         w.wait(f"{host} forgets cmp-a2",
                lambda h=host: "10.0.0.2" not in w.node_status(h).stdout)  # type: ignore[misc]  # fmt: skip
-    w.start_bgp("h2")
+    w.start_bgp("h2", wait=True)
     for host in b.HOSTS:
         w.wait(f"{host} mesh complete again", lambda h=host: len(w.established(h)) == 4)  # type: ignore[misc]
         w.wait(f"{host} routes again", lambda h=host: _expected(h) <= w.bird_routes(h))  # type: ignore[misc]
@@ -175,10 +196,7 @@ def test_route_reflector(world: b.World) -> None:
                lambda h=host: _expected(h) <= w.bird_routes(h))  # type: ignore[misc]  # fmt: skip
     status = w.node_status("h1").stdout
     assert "node specific" in status and "10.0.0.2" not in status, status
-    learned = subprocess.run(
-        ["birdc", "-s", f"{w.run_dir('h1')}/bird.ctl", "show", "route", "protocol", "Node_10_0_0_3"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    learned = _birdc(w, "h1", "show", "route", "protocol", "Node_10_0_0_3")
     assert B4 in learned, learned
     # reflected routes keep their originator as next hop: traffic goes host to host
     assert "via 10.0.0.2 " in w.hosts["h1"].run("ip", "route", "show", B4), w.dump()
@@ -188,7 +206,7 @@ def test_route_reflector(world: b.World) -> None:
 
     # regionmesh bgp keeps what the operator added to its Node across a restart.
     assert w.stop("bgp-h3") == 0
-    w.start_bgp("h3")
+    w.start_bgp("h3", wait=True)
     w.wait("reflector back", lambda: len(w.established("h3")) == 4)
     after = b.node_doc(w, "cmp-b1")
     assert after is not None
