@@ -76,6 +76,7 @@ class World:
     ports: dict[str, NeutronPort] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
+    listening: set[tuple[str, int]] = field(default_factory=set)
 
     # ---------------------------------------------------------------- processes ----
     def felix_cfg(self, host: str) -> str:
@@ -180,6 +181,12 @@ class World:
                 raise AssertionError(f"not within {bound}s: {what}\n{self.dump()}")
             time.sleep(0.1)
         return time.monotonic() - started
+
+    def listen(self, vm: str, port: int) -> None:
+        """A TCP server in ``vm`` on ``port`` (once per test module)."""
+        if (vm, port) not in self.listening:
+            self.topo.listen(self.vms[vm], VMS[vm][1], port, ttl=1800)
+            self.listening.add((vm, port))
 
     def probe(self, src: str, dst: str, port: int) -> bool:
         return self.topo.connect(self.vms[src], VMS[dst][1], port, timeout=0.5) is not None

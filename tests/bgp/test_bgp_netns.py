@@ -90,7 +90,7 @@ def test_mesh_routes_policy_withdrawal_restart(world: b.World) -> None:
     # Policy across hosts and regions, real TCP.
     for vm in b.VMS:
         for port in (80, 81, 8080):
-            w.topo.listen(w.vms[vm], b.VMS[vm][1], port, ttl=900)
+            w.listen(vm, port)
     w.wait("c (region two, client) -> a (web):80", lambda: w.probe("c", "a", 80), 10.0)
     assert w.probe("b", "a", 80), "b (region one client on h2) cannot reach web:80"
     assert not w.probe("e", "a", 80), "SG other reached web:80"
@@ -169,6 +169,8 @@ def test_route_reflector(world: b.World) -> None:
     """Mesh off, cmp-b1 a route reflector selected by a BGPPeer: h1 and h2 learn each other's
     routes through it only."""
     w = world
+    w.wait("every host registered its Node",
+           lambda: all(b.node_doc(w, n) for n, *_ in b.HOSTS.values()), 180.0)  # fmt: skip
     rr = b.node_doc(w, "cmp-b1")
     assert rr is not None
     rr["metadata"]["labels"] = {"route-reflector": "true"}
@@ -202,6 +204,7 @@ def test_route_reflector(world: b.World) -> None:
     assert "via 10.0.0.2 " in w.hosts["h1"].run("ip", "route", "show", B4), w.dump()
     assert "via 10.0.0.1 " in w.hosts["h2"].run("ip", "route", "show", A4), w.dump()
     assert "via 10.0.0.3 " in w.hosts["h1"].run("ip", "route", "show", C4), w.dump()
+    w.listen("a", 80)
     w.wait("b -> a:80 in reflector mode", lambda: w.probe("b", "a", 80), 10.0)
 
     # regionmesh bgp keeps what the operator added to its Node across a restart.
