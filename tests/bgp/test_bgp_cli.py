@@ -63,6 +63,7 @@ def test_bad_address_options(tmp_path: Path) -> None:
         (["--address", "10.0.0.1"], "must be an IPv4 address in CIDR form"),
         (["--address6", "10.0.0.1/24"], "must be an IPv6 address in CIDR form"),
         ([], "needs --address"),
+        (["--address", "10.0.0.1/24", "--run-dir", "/tmp/" + "d" * 120], "is too long"),
     ):
         result = runner.invoke(
             regionmesh_cli, ["bgp", "--config-file", cfg, "--datastore", db, *args]

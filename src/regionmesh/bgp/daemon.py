@@ -67,6 +67,8 @@ KINDS = {"Node": "nodes", "BGPConfiguration": "bgpconfigurations", "BGPPeer": "b
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 10.0
 POLL = 0.5
+MAX_SOCKET_PATH = 107
+"""Longest unix socket path Linux accepts (``sun_path`` is 108 bytes with the NUL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +454,12 @@ def start(options: Options, env: Mapping[str, str] = os.environ) -> Started:
     ipv6 = _cidr(options.address6, "--address6", 6)
     if ipv4 is None and ipv6 is None:
         raise ConfigError("regionmesh bgp needs --address (IPv4 CIDR) and/or --address6")
+    sock = RunDir(options.run_dir).socket
+    if len(os.fsencode(os.path.abspath(sock))) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"--run-dir {options.run_dir!r} is too long: BIRD's control socket {sock} must be at "
+            f"most {MAX_SOCKET_PATH} bytes (a unix socket path limit)"
+        )
     if options.asn is not None and not 0 < options.asn < 2**32:
         raise ConfigError(f"invalid --as {options.asn}: must be 1-4294967295")
     dsconfig = datastore_config(local_config, options.url, env)

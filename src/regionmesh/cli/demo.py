@@ -113,6 +113,7 @@ class _Sandbox:
     namespaces: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
     bird_pidfiles: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
 
     def ns_name(self, what: str) -> str:
         return f"rmdemo-{self.tag}-{what}"[:40]
@@ -134,6 +135,9 @@ class _Sandbox:
             except (OSError, ValueError):
                 pass
         self.bird_pidfiles.clear()
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self.dirs.clear()
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         self.namespaces.clear()
@@ -500,7 +504,9 @@ class _Dataplane:
 
     def _start_bgp(self, host: str) -> None:
         cfg = Path(self.tmpdir) / f"felix-{host}.cfg"
-        run_dir = Path(self.tmpdir) / f"bgp-{host}"
+        # BIRD's control socket path must stay under 108 bytes: a short directory in /tmp
+        run_dir = Path(tempfile.mkdtemp(prefix="rmdemo-bgp-", dir="/tmp"))
+        self.sb.dirs.append(str(run_dir))
         log = Path(self.tmpdir) / f"bgp-{host}.log"
         self.logs_paths[f"{host} bgp"] = str(log)
         self.sb.bird_pidfiles.append(str(run_dir / "bird.pid"))
