@@ -155,3 +155,8 @@ class DataplaneContractError(RegionmeshError):
 
     Raised by the dataplane's RecordingDataplane in tests; the real driver fails closed instead.
     """
+
+
+class RoutingError(RegionmeshError):
+    """The BGP daemon (BIRD) cannot be started, configured or queried (``regionmesh bgp``,
+    ``calicoctl node status``); the message says which socket, file or command."""
