@@ -19,3 +19,14 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> floa
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def use_test_helpers() -> None:
+    """Make the agent and DHCP test helpers (``agent_support``, ``dhcp_support``) importable."""
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for sub in ("agent", "dhcp", ""):
+        path = os.path.normpath(os.path.join(here, "..", sub))
+        if path not in sys.path:
+            sys.path.append(path)
