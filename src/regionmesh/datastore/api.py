@@ -31,6 +31,7 @@ Contract shared by the backends (etcd v3 semantics):
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -120,7 +121,7 @@ class Datastore(Protocol):
         """Write the key only if absent and return its mod revision; AlreadyExists otherwise."""
         ...
 
-    def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[int | None]:
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
         """Create each ``(key, value)`` only if absent; per item its revision, or None if present.
 
         The batched form of :meth:`create` (same compare-and-swap safety, no lease). etcd writes

@@ -321,7 +321,7 @@ class EtcdDatastore:
         if _NOSPACE in text:
             return QuotaExceeded(
                 f"{where}: {text}: etcd raised its NOSPACE alarm and accepts only reads and "
-                "deletes; nothing was written. Remedy: compact the history "
+                "deletes; this request was refused (nothing of it was written). Remedy: compact the history "
                 "(etcdctl compact <revision>), defragment every member (etcdctl defrag "
                 "--cluster), then disarm the alarm (etcdctl alarm disarm); or raise "
                 "--quota-backend-bytes"
@@ -522,7 +522,7 @@ class EtcdDatastore:
         batch: builtins.list[int],
         results: builtins.list[int | None],
     ) -> None:
-        for _round in (1, 2):
+        for _round in (1, 2, 3):
             if not batch:
                 return
             enc = [(_b64(items[i][0].encode()), _b64(items[i][1])) for i in batch]
@@ -535,8 +535,18 @@ class EtcdDatastore:
             }
             try:
                 result = self._post("/kv/txn", payload, idempotent=False)
-            except OutcomeUnknown:
-                break  # settle key by key below (each create re-reads first)
+            except OutcomeUnknown as exc:
+                # re-read before retrying: keep what the lost transaction did write
+                self.unknown_outcomes += 1
+                found = self._read_many([k for k, _ in enc], exc)
+                batch_next = []
+                for i, kv in zip(batch, found, strict=True):
+                    if kv is None:
+                        batch_next.append(i)
+                    elif kv.value == items[i][1]:
+                        results[i] = kv.mod_revision
+                batch = batch_next
+                continue
             if result.get("succeeded"):
                 revision = int(result["header"]["revision"])
                 for i in batch:
@@ -555,6 +565,28 @@ class EtcdDatastore:
                 results[i] = self.create(key, value)
             except AlreadyExists:
                 results[i] = None
+
+    def _read_many(
+        self, encoded_keys: builtins.list[str], cause: OutcomeUnknown
+    ) -> builtins.list[KeyValue | None]:
+        """Read several keys at one revision (a read-only transaction), retrying for a while."""
+        payload = {"success": [{"request_range": {"key": k}} for k in encoded_keys]}
+        deadline = time.monotonic() + _RESOLVE_TIMEOUTS * self.timeout
+        while True:
+            try:
+                result = self._post("/kv/txn", payload)
+                break
+            except DatastoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise OutcomeUnknown(
+                        f"{cause}; re-reading the batch to settle the outcome failed: {exc}"
+                    ) from exc
+                time.sleep(0.1)
+        out: builtins.list[KeyValue | None] = []
+        for resp in result.get("responses") or []:
+            kvs = (resp.get("response_range") or {}).get("kvs")
+            out.append(_kv(kvs[0]) if kvs else None)
+        return out
 
     def _cas_failure(self, key: str, result: dict[str, Any], revision: int, what: str) -> None:
         responses = result.get("responses") or [{}]
