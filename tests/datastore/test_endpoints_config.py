@@ -48,3 +48,19 @@ def test_etcd_endpoints_env_and_url_forms_agree() -> None:
     env = resolve_config(env={"ETCD_ENDPOINTS": "http://a:1,http://b:2,http://c:3"})
     url = parse_url("etcd://a:1,b:2,c:3", source="--datastore", env={})
     assert env.endpoints == url.endpoints == ["http://a:1", "http://b:2", "http://c:3"]
+
+
+def test_url_timeout_reaches_the_etcd_client() -> None:
+    from regionmesh.datastore import open_datastore
+
+    config = parse_url("etcd://a:1,b:2?timeout=1.5", source="--datastore", env={})
+    assert config.timeout == 1.5
+    store = open_datastore(config)
+    try:
+        assert store.timeout == 1.5  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    with pytest.raises(ConfigError, match="timeout='0'"):
+        parse_url("etcd://a:1?timeout=0", source="--datastore", env={})
+    with pytest.raises(ConfigError, match="timeout='x'"):
+        parse_url("etcd://a:1?timeout=x", source="--datastore", env={})
