@@ -193,3 +193,34 @@ def test_every_component_takes_several_endpoints_and_fails_over(
         _check_failover(cluster, config.endpoints, what.split()[0].replace("-", ""))
         print(f"{what}: {len(config.endpoints)} endpoints, survived killing the first")
     wait_for(lambda: len(cluster.running()) == 3, 10, "all members back")
+
+
+def test_create_many_through_a_frozen_leader_writes_each_key_once(cluster: EtcdCluster) -> None:
+    """A batch whose transaction timed out on the frozen leader is re-read, not re-sent blindly."""
+    leader = cluster.wait_leader()
+    order = [cluster.member(leader).endpoint] + [
+        m.endpoint for m in cluster.members if m.name != leader
+    ]
+    store = EtcdDatastore(order, timeout=1.5)
+    try:
+        store.create_many([(f"/fault/many/{i:03d}", b"old") for i in range(0, 300, 7)])
+        cluster.freeze(leader)
+        items = [(f"/fault/many/{i:03d}", b"new") for i in range(300)]
+        results = store.create_many(items)
+        versions = _versions(store, "/fault/many/")
+        created = sum(r is not None for r in results)
+        print(
+            f"create_many of 300 (43 existing) through a frozen leader: created {created}, "
+            f"unknown outcomes settled {store.unknown_outcomes}, keys {len(versions)}, "
+            f"written twice {sum(v != 1 for v in versions.values())}"
+        )
+        assert created == 300 - 43 and len(versions) == 300
+        assert all(v == 1 for v in versions.values())
+        assert store.unknown_outcomes >= 1
+        for i, r in enumerate(results):
+            kv = store.get(f"/fault/many/{i:03d}")
+            assert kv is not None and kv.value == (b"old" if i % 7 == 0 else b"new")
+            assert (r is None) == (i % 7 == 0)
+    finally:
+        cluster.thaw(leader)
+        store.close()
