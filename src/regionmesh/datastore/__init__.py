@@ -54,7 +54,7 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
     if config.kind == "sqlite":
         assert config.path is not None
         return SqliteDatastore(config.path, group=config.sqlite_group)
-    from regionmesh.datastore.etcd import EtcdDatastore
+    from regionmesh.datastore.etcd import DEFAULT_TIMEOUT, EtcdDatastore
 
     return EtcdDatastore(
         config.endpoints,
@@ -63,4 +63,5 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
         key_file=config.key_file,
         username=config.username,
         password=config.password,
+        timeout=config.timeout or DEFAULT_TIMEOUT,
     )
