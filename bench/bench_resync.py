@@ -29,7 +29,8 @@ import time
 
 from regionmesh.datastore.etcd import EtcdDatastore
 from regionmesh.openstack import translate as t
-from regionmesh.openstack.resync import MemoryNeutron, resync
+from regionmesh.openstack.reader import MemoryNeutron
+from regionmesh.openstack.resync import resync
 from regionmesh.openstack.writer import RegionWriter
 from regionmesh.testing.etcd_server import running_etcd
 

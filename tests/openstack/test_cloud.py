@@ -18,7 +18,8 @@ from regionmesh.datastore import keys as dskeys
 from regionmesh.errors import RegionmeshError, ValidationError
 from regionmesh.openstack import cloud as c
 from regionmesh.openstack import translate as t
-from regionmesh.openstack.resync import MemoryNeutron, resync
+from regionmesh.openstack.reader import MemoryNeutron
+from regionmesh.openstack.resync import resync
 from regionmesh.openstack.writer import RegionWriter
 from regionmesh.testing.etcd_server import EtcdServer
 

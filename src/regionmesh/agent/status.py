@@ -90,16 +90,25 @@ class HeartbeatReporter:
 
     def report(self, now: float | None = None) -> bool:
         """Write both keys once; False (logged) when the datastore refused or is away."""
+        try:
+            self.write(now)
+        except DatastoreError as exc:
+            LOG.warning("Status report to %s failed: %s", self.status_key, exc)
+            return False
+        return True
+
+    def write(self, now: float | None = None) -> None:
+        """Write both keys once; the DatastoreError (counted in ``failures``) propagates, so a
+        caller that must succeed (``--once``) reports the real cause."""
         now = self.clock() if now is None else now
         value = heartbeat_value(round(now - self.start, 3), self.first_update)
         try:
             lease = self.store.grant_lease(max(1, math.ceil(self.ttl))) if self.ttl > 0 else 0
             self.store.put(self.status_key, value, lease=lease)
             self.store.put(self.last_key, value)
-        except DatastoreError as exc:
+        except DatastoreError:
             self.failures += 1
-            LOG.warning("Status report to %s failed: %s", self.status_key, exc)
-            return False
+            raise
         old, self._lease = self._lease, lease
         if old and old != lease:
             try:
@@ -108,7 +117,6 @@ class HeartbeatReporter:
                 pass  # expired already, or etcd is away: it expires on its own
         self.first_update = False
         self.reports += 1
-        return True
 
     def seconds_until_due(self, now: float | None = None) -> float | None:
         """How long until the next report is due (None: reporting is off)."""

@@ -30,6 +30,15 @@ COMPACTION_PREFIX = "/calico/compaction/v1/"
 COMPACTION_TRIGGER_KEY = COMPACTION_PREFIX + "trigger"
 COMPACTION_LAST_KEY = COMPACTION_PREFIX + "last"
 ROUND_TRIP_CHECK = "round-trip-check"
+REGIONMESH_PREFIX = "/calico/regionmesh/v1/"
+SUBNET_REGISTRY_PREFIX = REGIONMESH_PREFIX + "subnets/"
+FINDINGS_PREFIX = REGIONMESH_PREFIX + "findings/"
+REGION_MISMATCH_FINDING = "region-mismatch"
+"""Finding kind: a host's agent heartbeats under another region than the server's."""
+UNTRANSLATABLE_SG_FINDING = "untranslatable-security-group"
+"""Finding kind: a security group had rules left out (fail closed)."""
+UNTRANSLATABLE_PORT_FINDING = "untranslatable-port"
+"""Finding kind: a port's WorkloadEndpoint was refused by the model and not written."""
 DEFAULT_ORCHESTRATOR = "openstack"
 
 
@@ -206,6 +215,23 @@ def parse_subnet_key(key: str) -> tuple[str | None, str] | None:
 
 
 # --- Neutron election ----------------------------------------------------------------------
+
+
+def subnet_registry_key(region: str | None, subnet_id: str) -> str:
+    """regionmesh's cross-region subnet claim:
+    ``/calico/regionmesh/v1/subnets/<region_string>/<subnet_id>``."""
+    return f"{SUBNET_REGISTRY_PREFIX}{region_string(region)}/{_segment(subnet_id, 'subnet id')}"
+
+
+def findings_prefix(region: str | None, kind: str | None = None) -> str:
+    """``/calico/regionmesh/v1/findings/<region_string>/[<kind>/]``."""
+    prefix = f"{FINDINGS_PREFIX}{region_string(region)}/"
+    return prefix + (f"{_segment(kind, 'finding kind')}/" if kind else "")
+
+
+def finding_key(region: str | None, kind: str, subject: str) -> str:
+    """``/calico/regionmesh/v1/findings/<region_string>/<kind>/<subject>``."""
+    return findings_prefix(region, kind) + subject
 
 
 def neutron_election_key(region: str | None) -> str:

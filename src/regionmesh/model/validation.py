@@ -31,7 +31,7 @@ from regionmesh.model.endpoints import (
     WorkloadEndpointPort,
     workload_endpoint_name,
 )
-from regionmesh.model.meta import Resource
+from regionmesh.model.meta import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, Resource
 from regionmesh.model.policy import (
     DEFAULT_TIER,
     POLICY_TYPES,
@@ -57,8 +57,6 @@ __all__ = [
 ]
 
 TIER_LABEL = "projectcalico.org/tier"
-NAMESPACE_LABEL = "projectcalico.org/namespace"
-ORCHESTRATOR_LABEL = "projectcalico.org/orchestrator"
 
 MAX_SELECTOR_LENGTH = 1024
 MAX_RULES_PER_DIRECTION = 1024
