@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from regionmesh.errors import SelectorError
 from regionmesh.selector import SelectorError, parse
 
 # (text, expected column, fragment of the reason)

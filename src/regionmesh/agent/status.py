@@ -25,10 +25,10 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
+from regionmesh.datastore.resources import timestamp_now
 from regionmesh.errors import DatastoreError, NotFound
 
 LOG = logging.getLogger(__name__)
@@ -39,14 +39,9 @@ FIRST_REPORT_DELAY = 0.0
 ENDPOINT_RESYNC_FACTOR = 180
 
 
-def rfc3339_now() -> str:
-    """The current UTC time as Felix writes it (``2026-11-22T18:00:49Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def heartbeat_value(uptime: float, first_update: bool, now: str | None = None) -> bytes:
     """The JSON of one heartbeat, fields in Felix's order, compact like Go's encoder."""
-    doc = {"time": now or rfc3339_now(), "uptime": uptime, "first_update": first_update}
+    doc = {"time": now or timestamp_now(), "uptime": uptime, "first_update": first_update}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 

@@ -52,10 +52,12 @@ DEFAULT_TIER = "default"
 Document = dict[str, Any]
 
 
-def timestamp_now() -> str:
+def timestamp_now(*, microseconds: bool = False) -> str:
     """UTC ``YYYY-MM-DDTHH:MM:SSZ``: Calico's ``creationTimestamp`` (networking-calico's
-    ``timestamp_now``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ``timestamp_now``) and Felix's heartbeat ``time``; with ``microseconds``,
+    ``…:SS.ffffffZ`` (resync reports)."""
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if microseconds else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.now(UTC).strftime(fmt)
 
 
 def new_uid() -> str:
@@ -109,7 +111,7 @@ CALICOCTL_LAYOUT = StorageLayout(codec.to_storage, _compact_json)
 """calicoctl's stored form: :func:`~regionmesh.model.codec.to_storage`, compact, keys sorted."""
 
 
-def _load(kv: KeyValue | None) -> Document | None:
+def load_document(kv: KeyValue | None) -> Document | None:
     """The JSON object stored in ``kv``; None when absent, corrupt or not an object."""
     if kv is None:
         return None
@@ -118,11 +120,6 @@ def _load(kv: KeyValue | None) -> Document | None:
     except ValueError:
         return None  # corrupt: a sync overwrites it under CAS
     return doc if isinstance(doc, dict) else None
-
-
-def load_document(kv: KeyValue | None) -> Document | None:
-    """The JSON object stored in ``kv``; None when absent, corrupt or not an object."""
-    return _load(kv)
 
 
 def with_server_metadata(
@@ -204,7 +201,7 @@ def _cas_sync(
                     return Synced(SyncOutcome.ABSENT, key, None)
                 store.delete(key, revision=kv.mod_revision)
                 return Synced(SyncOutcome.DELETED, key, kv)
-            existing = _load(kv)
+            existing = load_document(kv)
             if kv is not None and same(existing, want):
                 return Synced(SyncOutcome.UNCHANGED, key, kv)
             value = encode(want, existing)

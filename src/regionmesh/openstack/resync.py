@@ -36,12 +36,15 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from regionmesh.datastore.api import KeyValue
-from regionmesh.datastore.resources import load_document, same_resource, sync_json
+from regionmesh.datastore.resources import (
+    load_document,
+    same_resource,
+    sync_json,
+    timestamp_now,
+)
 from regionmesh.errors import (
     AlreadyExists,
     NotFound,
@@ -53,7 +56,13 @@ from regionmesh.model import Resource
 from regionmesh.openstack import endpoints, security_groups, subnets
 from regionmesh.openstack.reader import NeutronReader, SecurityGroupData
 from regionmesh.openstack.records import NeutronPort
+from regionmesh.openstack.resync_result import Change, PhaseResult, ResyncResult, Scope
 from regionmesh.openstack.writer import RegionWriter
+
+__all__ = [
+    "ENDPOINTS", "PHASES", "POLICIES", "SUBNETS", "Change", "PhaseResult", "Progress",
+    "ResyncResult", "Scope", "phases_for", "resync",
+]  # fmt: skip
 
 LOG = logging.getLogger(__name__)
 
@@ -63,101 +72,6 @@ Progress = Callable[[str, int, int], None]
 Document = dict[str, Any]
 Typed = Callable[[str, Document], Resource]
 """Decode + validate one desired document (its name given) into the resource to write."""
-
-
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What to resync: everything (no field set) or one network/subnet/port/security group."""
-
-    network: str | None = None
-    subnet: str | None = None
-    port: str | None = None
-    security_group: str | None = None
-
-    def __post_init__(self) -> None:
-        if sum(v is not None for v in asdict(self).values()) > 1:
-            raise ValueError("a resync scope names at most one network, subnet, port or SG")
-
-    @property
-    def everything(self) -> bool:
-        return all(v is None for v in asdict(self).values())
-
-    def describe(self) -> str:
-        for name, value in asdict(self).items():
-            if value is not None:
-                return f"{name.replace('_', '-')} {value}"
-        return "all"
-
-
-@dataclass
-class Change:
-    """One repair: ``create``, ``update`` or ``delete`` of ``name`` (and whether it happened)."""
-
-    action: str
-    name: str
-    done: bool = False
-    conflict: bool = False
-
-
-@dataclass
-class PhaseResult:
-    """Counts and timings (ms) of one phase."""
-
-    kind: str
-    etcd_items: int = 0
-    neutron_items: int = 0
-    correct: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    conflicts: int = 0
-    errors: int = 0
-    etcd_read_ms: float = 0.0
-    neutron_read_ms: float = 0.0
-    compare_ms: float = 0.0
-    write_ms: float = 0.0
-    total_ms: float = 0.0
-    changes: list[Change] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-
-    @property
-    def drift(self) -> int:
-        """How many items were (or, in a dry run, would be) created, updated or deleted."""
-        return sum(1 for c in self.changes if not c.conflict)
-
-
-@dataclass
-class ResyncResult:
-    """What one resync did."""
-
-    region: str | None
-    scope: str
-    dry_run: bool
-    phases: dict[str, PhaseResult] = field(default_factory=dict)
-    started_at: str = ""
-    finished_at: str = ""
-    total_ms: float = 0.0
-    ok: bool = True
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (networking-calico's ResyncResult shape plus regionmesh fields)."""
-        out = asdict(self)
-        for name, phase in self.phases.items():
-            out["phases"][name]["drift"] = phase.drift
-        return out
-
-    @property
-    def in_sync(self) -> bool:
-        """True when nothing needed repairing."""
-        return all(p.drift == 0 and p.errors == 0 for p in self.phases.values())
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _ms(t0: float) -> float:
@@ -483,7 +397,9 @@ def resync(
     result then has ``ok=False`` and ``error``, and the failure is logged with its traceback.
     Anything else is a bug and propagates."""
     scope = scope or Scope()
-    result = ResyncResult(writer.region, scope.describe(), dry_run, started_at=_now())
+    result = ResyncResult(
+        writer.region, scope.describe(), dry_run, started_at=timestamp_now(microseconds=True)
+    )
     t0 = time.perf_counter()
     for kind in phases_for(scope):
         phase = PhaseResult(kind)
@@ -499,5 +415,5 @@ def resync(
             break
         phase.total_ms = _ms(tp)
     result.total_ms = _ms(t0)
-    result.finished_at = _now()
+    result.finished_at = timestamp_now(microseconds=True)
     return result
