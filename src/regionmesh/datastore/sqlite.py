@@ -301,6 +301,8 @@ class SqliteDatastore:
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise DatastoreError(f"embedded datastore {self.path} is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._new_conn()
