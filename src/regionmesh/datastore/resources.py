@@ -43,7 +43,7 @@ from regionmesh.errors import (
     ValidationError,
 )
 from regionmesh.model import KINDS, Resource, codec, validation
-from regionmesh.model.kinds import KindInfo
+from regionmesh.model.kinds import API_VERSION, KindInfo
 
 MAX_REPLACE_ATTEMPTS = 5
 MAX_CAS_ATTEMPTS = 5
@@ -302,7 +302,7 @@ def default_tier() -> Resource:
     """
     return codec.decode(
         {
-            "apiVersion": "projectcalico.org/v3",
+            "apiVersion": API_VERSION,
             "kind": "Tier",
             "metadata": {"name": DEFAULT_TIER},
             "spec": {"order": 1000000, "defaultAction": "Deny"},
