@@ -31,7 +31,8 @@ LOG = logging.getLogger("regionmesh.agent")
 def kernel_dataplane(_config: AgentConfig) -> Dataplane:
     """The real dataplane: ``nft`` transactions and netlink routes in this network namespace."""
     from regionmesh.dataplane.driver import NftDataplane
-    from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
+    from regionmesh.dataplane.nft_runner import SubprocessNft
+    from regionmesh.dataplane.routes import NetlinkRoutes
 
     return NftDataplane(SubprocessNft(), NetlinkRoutes())
 
