@@ -44,11 +44,16 @@ BACKOFF_MAX = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One key's new state: ``value`` None means deleted (``mod_revision``: when it changed)."""
+    """One key's new state: ``value`` None means deleted (``mod_revision``: when it changed).
+
+    ``listed`` says the change came from a (re-)list diff: after a compaction or an outage a
+    consumer may treat those as a snapshot (e.g. not report a deletion it never saw happen).
+    """
 
     key: str
     value: bytes | None
     mod_revision: int
+    listed: bool = False  # part of a (re-)list diff rather than a watch event
 
     @property
     def deleted(self) -> bool:
@@ -110,9 +115,9 @@ class Mirror:
         for kv in listing.items:
             listed[kv.key] = kv.mod_revision
             if self.known.get(kv.key) != kv.mod_revision:
-                changes.append(Change(kv.key, kv.value, kv.mod_revision))
+                changes.append(Change(kv.key, kv.value, kv.mod_revision, listed=True))
         for key in sorted(set(self.known) - set(listed)):
-            changes.append(Change(key, None, listing.revision))
+            changes.append(Change(key, None, listing.revision, listed=True))
         self.known = listed
         self.revision = listing.revision
         self._watch = watch
@@ -127,14 +132,15 @@ class Mirror:
         returns the diff) when the watch position was compacted. Datastore errors propagate
         after closing the watch and scheduling the next list.
         """
-        if self._watch is None:
+        watch = self._watch
+        if watch is None:
             delay = self.next_attempt - self.clock()
             if delay > 0:
                 self.sleep(min(delay, timeout))
                 return []
             return self.resync()
         try:
-            batch = self._watch.next_batch(timeout)
+            batch = watch.next_batch(timeout)
         except Compacted as exc:
             self.compactions += 1
             LOG.warning("watch on %s compacted (%s): re-listing", self.prefix, exc)
