@@ -1,38 +1,12 @@
-"""The embedded datastore: a revisioned key-value store in one SQLite file (WAL mode).
+"""The embedded store's connections, transactions and the Datastore API over them.
 
-Several processes on one machine (CLI, Neutron server, agents) may open the same file. Each
-write is one ``BEGIN IMMEDIATE`` transaction that appends one row to an event log and stamps
-the keys it touches. The store-wide revision is not a counter of its own: it is the event
-log's ``INTEGER PRIMARY KEY``, one row per revision, so SQLite assigns the next revision when
-the row is appended and the current one is a seek to the last row; a commit touches two
-b-trees (``kv`` and ``events``) and nothing else. A write that changes several keys in one
-revision (``delete_prefix``, a lease's expiry or revocation) appends one ``MULTI`` row and puts
-its events in ``events_multi``. Watchers poll the log from their next revision (a rowid range)
-and are woken at once by writers in the same process. The log is compacted on request and
-automatically (keeping ``retain_revisions`` revisions), never dropping the newest revision; a
-watch whose position was compacted away raises :class:`~regionmesh.errors.Compacted`.
-
-Leases live in a table with a wall-clock expiry. Expired leases are reaped lazily by whichever
-process touches the store next (any write, a read that finds a due lease, or a watcher's poll):
-their keys are deleted in one revision, with delete events. Each thread gets its own
-connection; ``busy_timeout`` covers contention between processes.
-
-Schema (version 2)::
-
-    meta(name, value)                    'compact_revision'
-    kv(key BLOB PK, value, create_revision, mod_revision, lease)     -- WITHOUT ROWID, by key
-    events(revision INTEGER PK, key, type, value, prev_value)        -- one row per revision
-    events_multi(revision, key, type, value, prev_value)             -- PK (revision, key)
-    leases(id PK AUTOINCREMENT, ttl, expires_at)
-
-A fresh store holds one empty ``MULTI`` row at revision 1 (the log is never empty, so the next
-rowid is always the next revision). Version 1 files (``events(id, revision, …)`` with an index
-on revision and a ``meta.revision`` counter bumped by every write) are migrated on open; the
-counter row is removed, so a process still running version 1 code fails its next write instead
-of reusing revisions.
-
-What this module does not do: encode resources (``resources.py``), choose a file
-(``config.py``), or talk to etcd (``etcd.py``).
+:class:`SqliteDatastore` implements :class:`~regionmesh.datastore.api.Datastore` on one SQLite
+file (WAL): one connection per thread, every write one ``BEGIN IMMEDIATE`` transaction that
+first reaps due leases, reads that pause the cyclic GC while they build big lists, automatic
+compaction every ``AUTO_COMPACT_EVERY`` revisions. Lease expiry is measured on ``clock``
+(default :func:`time.time`: wall time, which every process sharing the file agrees on; tests
+inject a manual clock instead of sleeping). The format is :mod:`.schema`'s, watching
+:mod:`.watch`'s; the design is drawn in :mod:`regionmesh.datastore.sqlite`.
 """
 
 from __future__ import annotations
@@ -49,11 +23,28 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from regionmesh.datastore.api import EventType, KeyValue, ListResult, WatchEvent
-from regionmesh.datastore.keys import prefix_range_end
+from regionmesh.datastore.api import KeyValue, ListResult
+from regionmesh.datastore.sqlite.schema import (
+    CREATE,
+    DELETE,
+    LOG_EVENT,
+    PUT,
+    SELECT_CURRENT,
+    UPSERT,
+    check_lease,
+    compact_log,
+    drop_lease,
+    key_range,
+    log_deletes,
+    migrate,
+    range_args,
+    range_sql,
+    reap_leases,
+    translated,
+)
+from regionmesh.datastore.sqlite.watch import SqliteWatch, wakeup_for
 from regionmesh.errors import (
     AlreadyExists,
-    Compacted,
     DatastoreError,
     DatastoreUnavailable,
     NotFound,
@@ -62,131 +53,11 @@ from regionmesh.errors import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT = 30.0
 DEFAULT_RETAIN_REVISIONS = 10_000
 AUTO_COMPACT_EVERY = 1_000
 DEFAULT_POLL_INTERVAL = 0.1
-WATCH_BATCH_LIMIT = 1_000
 REAP_INTERVAL = 0.25
-
-_PUT, _DELETE = 0, 1
-
-_MULTI = 2  # an events row standing for the rows of its revision in events_multi
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,"
-    " create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL,"
-    " lease INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS kv_by_lease ON kv(lease) WHERE lease != 0",
-    "CREATE TABLE IF NOT EXISTS events (revision INTEGER PRIMARY KEY,"
-    " key BLOB NOT NULL, type INTEGER NOT NULL, value BLOB, prev_value BLOB)",
-    "CREATE TABLE IF NOT EXISTS events_multi (revision INTEGER NOT NULL, key BLOB NOT NULL,"
-    " type INTEGER NOT NULL, value BLOB, prev_value BLOB, PRIMARY KEY (revision, key))"
-    " WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " ttl INTEGER NOT NULL, expires_at REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases(expires_at)",
-    "INSERT OR IGNORE INTO meta(name, value) VALUES ('compact_revision', 0)",
-    # Revision 1 of a fresh store: the log is never empty from here on.
-    f"INSERT INTO events(revision, key, type) SELECT 1, x'', {_MULTI}"
-    " WHERE NOT EXISTS (SELECT 1 FROM events)",
-)
-
-# Version 1 -> 2: one events row per revision (several events of a revision move to
-# events_multi), the revision counter row goes (its value is the newest revision, which keeps a
-# row), the revision index goes with the old table.
-_MIGRATE_FROM_V1 = (
-    "ALTER TABLE events RENAME TO events_v1",
-    _SCHEMA[3],
-    _SCHEMA[4],
-    "INSERT INTO events(revision, key, type, value, prev_value)"
-    " SELECT revision, key, type, value, prev_value FROM events_v1"
-    " GROUP BY revision HAVING count(*) = 1",
-    "INSERT INTO events_multi(revision, key, type, value, prev_value)"
-    " SELECT revision, key, type, value, prev_value FROM events_v1 WHERE revision IN"
-    " (SELECT revision FROM events_v1 GROUP BY revision HAVING count(*) > 1)",
-    f"INSERT INTO events(revision, key, type) SELECT revision, x'', {_MULTI} FROM events_v1"
-    " GROUP BY revision HAVING count(*) > 1",
-    f"INSERT OR IGNORE INTO events(revision, key, type) SELECT value, x'', {_MULTI} FROM meta"
-    " WHERE name = 'revision'",
-    "DROP TABLE events_v1",
-    "DELETE FROM meta WHERE name = 'revision'",
-)
-
-_SELECT_CURRENT = "SELECT max(revision) FROM events"
-# Appends the event of a single-key write; its rowid (``lastrowid``) is the new revision.
-_LOG = "INSERT INTO events(key, type, value, prev_value) VALUES (?, ?, ?, ?)"
-_CREATE = (
-    "INSERT INTO kv(key, value, create_revision, mod_revision, lease)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
-)
-_UPSERT = (
-    "INSERT INTO kv(key, value, create_revision, mod_revision, lease)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-    " mod_revision = excluded.mod_revision, lease = excluded.lease"
-)
-
-
-# In-process wake-ups: writers notify every watcher of the same file at once; watchers in
-# other processes notice within their poll interval.
-class _Wakeup:
-    """A condition for one file that writers only lock when a watcher is waiting on it.
-
-    A write that commits while a watcher is between its poll and its wait is not seen until
-    the watcher's next poll (at most ``poll_interval`` later), with or without the lock.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._waiting = 0
-
-    def notify(self) -> None:
-        if self._waiting:
-            with self._cond:
-                self._cond.notify_all()
-
-    def wait(self, timeout: float) -> None:
-        with self._cond:
-            self._waiting += 1
-            try:
-                self._cond.wait(timeout)
-            finally:
-                self._waiting -= 1
-
-
-_wakeups_lock = threading.Lock()
-_wakeups: dict[str, _Wakeup] = {}
-
-
-def _wakeup_for(path: str) -> _Wakeup:
-    with _wakeups_lock:
-        wakeup = _wakeups.get(path)
-        if wakeup is None:
-            wakeup = _wakeups[path] = _Wakeup()
-        return wakeup
-
-
-def _range(prefix: str) -> tuple[bytes, bytes | None]:
-    lo = prefix.encode()
-    return lo, prefix_range_end(lo)
-
-
-def _range_sql(hi: bytes | None) -> str:
-    return "key >= ? AND key < ?" if hi is not None else "key >= ?"
-
-
-def _range_args(lo: bytes, hi: bytes | None) -> tuple[bytes, ...]:
-    return (lo, hi) if hi is not None else (lo,)
-
-
-@contextlib.contextmanager
-def _translated(path: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise DatastoreUnavailable(f"embedded datastore {path}: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -224,6 +95,7 @@ class SqliteDatastore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         retain_revisions: int = DEFAULT_RETAIN_REVISIONS,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._tmpdir: str | None = None
         if path == ":memory:":
@@ -233,13 +105,14 @@ class SqliteDatastore:
         self._busy_timeout = busy_timeout
         self._retain = retain_revisions
         self.poll_interval = poll_interval
+        self.clock = clock
         self._local = threading.local()
         self._conns: builtins.list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._watches: builtins.list[SqliteWatch] = []
         self._closed = False
         self._next_reap = 0.0
-        self._wakeup = _wakeup_for(self.path)
+        self._wakeup = wakeup_for(self.path)
         parent = os.path.dirname(self.path)
         try:
             os.makedirs(parent, exist_ok=True)
@@ -247,33 +120,8 @@ class SqliteDatastore:
             raise DatastoreUnavailable(
                 f"embedded datastore {self.path}: cannot create {parent}: {exc}"
             ) from exc
-        with _translated(self.path):
-            self._migrate(self._conn())
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Create the schema in a new file, or bring an older one up to this version."""
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise DatastoreUnavailable(
-                f"embedded datastore {self.path} has schema version {version}, "
-                f"newer than this regionmesh understands ({SCHEMA_VERSION})"
-            )
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated the file while we waited for the lock.
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version < SCHEMA_VERSION:
-                for stmt in _MIGRATE_FROM_V1 if version == 1 else ():
-                    conn.execute(stmt)
-                for stmt in _SCHEMA:
-                    conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with translated(self.path):
+            migrate(self._conn(), self.path)
 
     # --- connections and transactions ---------------------------------------------------
 
@@ -305,7 +153,7 @@ class SqliteDatastore:
         Leases are looked at most every ``REAP_INTERVAL`` seconds per store object (or when
         ``reap`` is set), so an expired lease's keys go at most that much later.
         """
-        now = time.time()
+        now = self.clock()
         reap = reap or now >= self._next_reap
         try:
             conn = self._conn()
@@ -313,7 +161,7 @@ class SqliteDatastore:
             try:
                 if reap:
                     self._next_reap = now + REAP_INTERVAL
-                    _reap_leases(conn, now)
+                    reap_leases(conn, now)
                 result = body(conn)
                 conn.execute("COMMIT")
             except BaseException:
@@ -325,10 +173,10 @@ class SqliteDatastore:
         return result
 
     def _reap_if_due(self) -> None:
-        now = time.time()
+        now = self.clock()
         if now < self._next_reap:
             return
-        with _translated(self.path):
+        with translated(self.path):
             due = (
                 self._conn()
                 .execute("SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1", (now,))
@@ -344,7 +192,7 @@ class SqliteDatastore:
     def get(self, key: str) -> KeyValue | None:
         """Return the key, or None."""
         self._reap_if_due()
-        with _translated(self.path):
+        with translated(self.path):
             row = (
                 self._conn()
                 .execute(
@@ -363,19 +211,19 @@ class SqliteDatastore:
         Rows are fetched ``page_size`` at a time; every page comes from the same snapshot.
         """
         self._reap_if_due()
-        lo, hi = _range(prefix)
+        lo, hi = key_range(prefix)
         items: builtins.list[KeyValue] = []
         extend = items.extend
-        with _translated(self.path):
+        with translated(self.path):
             conn = self._conn()
             conn.execute("BEGIN")
             try:
-                revision: int = conn.execute(_SELECT_CURRENT).fetchone()[0]
+                revision: int = conn.execute(SELECT_CURRENT).fetchone()[0]
                 # The key comes back as text (CAST of UTF-8 bytes): no decode call per row.
                 cur = conn.execute(
                     "SELECT CAST(key AS TEXT), value, mod_revision, create_revision, lease"
-                    f" FROM kv WHERE {_range_sql(hi)} ORDER BY kv.key",
-                    _range_args(lo, hi),
+                    f" FROM kv WHERE {range_sql(hi)} ORDER BY kv.key",
+                    range_args(lo, hi),
                 )
                 fetch, size = cur.fetchmany, max(page_size, 1)
                 with _gc_paused():
@@ -387,8 +235,8 @@ class SqliteDatastore:
 
     def current_revision(self) -> int:
         """Return the store revision."""
-        with _translated(self.path):
-            return int(self._conn().execute(_SELECT_CURRENT).fetchone()[0])
+        with translated(self.path):
+            return int(self._conn().execute(SELECT_CURRENT).fetchone()[0])
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -398,12 +246,12 @@ class SqliteDatastore:
 
         def body(conn: sqlite3.Connection) -> int:
             if lease:
-                _check_lease(conn, lease)
+                check_lease(conn, lease)
             # The event goes first (its rowid is the revision); if the key exists, the
             # transaction is rolled back with it.
-            rev = conn.execute(_LOG, (k, _PUT, value, None)).lastrowid
+            rev = conn.execute(LOG_EVENT, (k, PUT, value, None)).lastrowid
             assert rev is not None
-            if not conn.execute(_CREATE, (k, value, rev, rev, lease)).rowcount:
+            if not conn.execute(CREATE, (k, value, rev, rev, lease)).rowcount:
                 raise AlreadyExists(f"key already exists: {key}")
             if rev % AUTO_COMPACT_EVERY == 0:
                 self._maybe_auto_compact(conn, rev)
@@ -424,8 +272,8 @@ class SqliteDatastore:
                     f"update conflict on {key}: expected revision {revision}, found {row[1]}"
                 )
             if lease:
-                _check_lease(conn, lease)
-            rev = conn.execute(_LOG, (k, _PUT, value, row[0])).lastrowid
+                check_lease(conn, lease)
+            rev = conn.execute(LOG_EVENT, (k, PUT, value, row[0])).lastrowid
             assert rev is not None
             conn.execute(
                 "UPDATE kv SET value = ?, mod_revision = ?, lease = ? WHERE key = ?",
@@ -444,11 +292,11 @@ class SqliteDatastore:
         def body(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT value FROM kv WHERE key = ?", (k,)).fetchone()
             if lease:
-                _check_lease(conn, lease)
+                check_lease(conn, lease)
             prev = None if row is None else row[0]
-            rev = conn.execute(_LOG, (k, _PUT, value, prev)).lastrowid
+            rev = conn.execute(LOG_EVENT, (k, PUT, value, prev)).lastrowid
             assert rev is not None
-            conn.execute(_UPSERT, (k, value, rev, rev, lease))
+            conn.execute(UPSERT, (k, value, rev, rev, lease))
             if rev % AUTO_COMPACT_EVERY == 0:
                 self._maybe_auto_compact(conn, rev)
             return rev
@@ -467,7 +315,7 @@ class SqliteDatastore:
                 raise RevisionConflict(
                     f"delete conflict on {key}: expected revision {revision}, found {row[1]}"
                 )
-            rev = conn.execute(_LOG, (k, _DELETE, None, row[0])).lastrowid
+            rev = conn.execute(LOG_EVENT, (k, DELETE, None, row[0])).lastrowid
             assert rev is not None
             conn.execute("DELETE FROM kv WHERE key = ?", (k,))
             if rev % AUTO_COMPACT_EVERY == 0:
@@ -478,17 +326,17 @@ class SqliteDatastore:
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key under ``prefix`` in one revision."""
-        lo, hi = _range(prefix)
+        lo, hi = key_range(prefix)
 
         def body(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
-                f"SELECT key, value FROM kv WHERE {_range_sql(hi)} ORDER BY key",
-                _range_args(lo, hi),
+                f"SELECT key, value FROM kv WHERE {range_sql(hi)} ORDER BY key",
+                range_args(lo, hi),
             ).fetchall()
             if not rows:
                 return 0
-            conn.execute(f"DELETE FROM kv WHERE {_range_sql(hi)}", _range_args(lo, hi))
-            rev = _log_deletes(conn, rows)
+            conn.execute(f"DELETE FROM kv WHERE {range_sql(hi)}", range_args(lo, hi))
+            rev = log_deletes(conn, rows)
             self._maybe_auto_compact(conn, rev)
             return len(rows)
 
@@ -503,7 +351,7 @@ class SqliteDatastore:
 
         def body(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
-                "INSERT INTO leases(ttl, expires_at) VALUES (?, ?)", (ttl, time.time() + ttl)
+                "INSERT INTO leases(ttl, expires_at) VALUES (?, ?)", (ttl, self.clock() + ttl)
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -515,7 +363,7 @@ class SqliteDatastore:
 
         def body(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
-                "UPDATE leases SET expires_at = ? + ttl WHERE id = ?", (time.time(), lease)
+                "UPDATE leases SET expires_at = ? + ttl WHERE id = ?", (self.clock(), lease)
             )
             if cur.rowcount == 0:
                 raise NotFound(f"lease {lease} not found (expired or revoked)")
@@ -528,20 +376,20 @@ class SqliteDatastore:
         def body(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM leases WHERE id = ?", (lease,)).fetchone() is None:
                 raise NotFound(f"lease {lease} not found (expired or revoked)")
-            _drop_lease(conn, lease)
+            drop_lease(conn, lease)
 
         self._write(body)
 
     def lease_ttl(self, lease: int) -> int:
         """Whole seconds until the lease expires; NotFound if it is gone or already due."""
         self._reap_if_due()
-        with _translated(self.path):
+        with translated(self.path):
             row = (
                 self._conn()
                 .execute("SELECT expires_at FROM leases WHERE id = ?", (lease,))
                 .fetchone()
             )
-        remaining = None if row is None else row[0] - time.time()
+        remaining = None if row is None else row[0] - self.clock()
         if remaining is None or remaining <= 0:
             raise NotFound(f"lease {lease} not found (expired or revoked)")
         return max(1, int(remaining))
@@ -552,18 +400,18 @@ class SqliteDatastore:
         """Drop events before ``revision``; False if already compacted that far."""
 
         def body(conn: sqlite3.Connection) -> bool:
-            current = int(conn.execute(_SELECT_CURRENT).fetchone()[0])
+            current = int(conn.execute(SELECT_CURRENT).fetchone()[0])
             if revision > current:
                 raise DatastoreError(
                     f"cannot compact to revision {revision}: the store is at {current}"
                 )
-            return _compact(conn, revision)
+            return compact_log(conn, revision)
 
         return self._write(body)
 
     def _maybe_auto_compact(self, conn: sqlite3.Connection, rev: int) -> None:
         if self._retain > 0 and rev % AUTO_COMPACT_EVERY == 0 and rev > self._retain:
-            _compact(conn, rev - self._retain)
+            compact_log(conn, rev - self._retain)
 
     def watch(self, prefix: str, *, start_revision: int) -> SqliteWatch:
         """Watch keys under ``prefix`` from ``start_revision`` (0: from now)."""
@@ -598,175 +446,3 @@ class SqliteDatastore:
 
     def __repr__(self) -> str:
         return f"SqliteDatastore({self.path!r})"
-
-
-class SqliteWatch:
-    """Polls the event log of a :class:`SqliteDatastore` for one prefix.
-
-    It has its own connection (used under a lock by whichever thread calls
-    :meth:`next_batch`) and remembers the next revision it has to look at; every revision
-    before it was returned or had nothing under the prefix. It raises Compacted when the log
-    no longer reaches back that far.
-    """
-
-    def __init__(self, store: SqliteDatastore, prefix: str, start_revision: int) -> None:
-        self._store = store
-        self._lo, self._hi = _range(prefix)
-        self._range_args = _range_args(self._lo, self._hi)
-        self._next_revision = start_revision
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
-        # A MULTI row matches whatever its key; its events are filtered in events_multi.
-        self._query = (
-            "SELECT revision, CAST(key AS TEXT), type, value, prev_value FROM events"
-            f" WHERE revision >= ? AND (type = {_MULTI} OR {_range_sql(self._hi)})"
-            " ORDER BY revision LIMIT ?"
-        )
-        self._multi_query = (
-            "SELECT CAST(key AS TEXT), type, value, prev_value FROM events_multi"
-            f" WHERE revision = ? AND {_range_sql(self._hi)} ORDER BY key"
-        )
-        with _translated(store.path):
-            self._conn: sqlite3.Connection | None = store._new_conn(register=False)
-
-    def _poll(self) -> builtins.list[WatchEvent]:
-        conn = self._conn
-        if conn is None:
-            return []
-        now = time.time()
-        if conn.execute("SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1", (now,)).fetchone():
-            self._store._write(lambda c: None)
-        events: builtins.list[WatchEvent] = []
-        conn.execute("BEGIN")
-        try:
-            revision = int(conn.execute(_SELECT_CURRENT).fetchone()[0])
-            if revision < self._next_revision:
-                return []
-            compacted = conn.execute(
-                "SELECT value FROM meta WHERE name = 'compact_revision'"
-            ).fetchone()[0]
-            if self._next_revision < compacted:
-                raise Compacted(
-                    f"watch from revision {self._next_revision}: the embedded datastore is "
-                    f"compacted up to revision {compacted}",
-                    compacted,
-                )
-            rows = conn.execute(
-                self._query, (self._next_revision, *self._range_args, WATCH_BATCH_LIMIT)
-            ).fetchall()
-            for rev, key, typ, value, prev in rows:
-                if typ == _MULTI:
-                    events.extend(
-                        _event(m_typ, m_key, m_value, rev, m_prev)
-                        for m_key, m_typ, m_value, m_prev in conn.execute(
-                            self._multi_query, (rev, *self._range_args)
-                        )
-                    )
-                else:
-                    events.append(_event(typ, key, value, rev, prev))
-        finally:
-            conn.execute("COMMIT")
-        if len(rows) == WATCH_BATCH_LIMIT:
-            self._next_revision = rows[-1][0] + 1
-        else:
-            self._next_revision = revision + 1
-        return events
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closed.is_set()
-
-    def next_batch(self, timeout: float | None) -> builtins.list[WatchEvent]:
-        """Return the next non-empty batch, or ``[]`` on timeout or after close."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        wakeup = self._store._wakeup
-        while not self._closed.is_set():
-            with self._lock, _translated(self._store.path):
-                batch = self._poll()
-            if batch:
-                return batch
-            wait = self._store.poll_interval
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                wait = min(wait, remaining)
-            wakeup.wait(wait)
-        return []
-
-    def __iter__(self) -> Iterator[builtins.list[WatchEvent]]:
-        while True:
-            batch = self.next_batch(None)
-            if not batch:
-                return
-            yield batch
-
-    def close(self) -> None:
-        """Stop the watch (from any thread)."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._store._wakeup.notify()
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-
-
-def _event(typ: int, key: str, value: bytes | None, rev: int, prev: bytes | None) -> WatchEvent:
-    return WatchEvent(EventType.PUT if typ == _PUT else EventType.DELETE, key, value, rev, prev)
-
-
-# --- helpers that run inside a transaction ----------------------------------------------------
-
-
-def _log_deletes(conn: sqlite3.Connection, rows: builtins.list[tuple[bytes, bytes]]) -> int:
-    """Log the deletion of ``rows`` (key, previous value; sorted by key) in one revision."""
-    if len(rows) == 1:
-        ((key, prev),) = rows
-        rev = conn.execute(_LOG, (key, _DELETE, None, prev)).lastrowid
-    else:
-        rev = conn.execute(_LOG, (b"", _MULTI, None, None)).lastrowid
-        conn.executemany(
-            "INSERT INTO events_multi(revision, key, type, value, prev_value)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(rev, key, _DELETE, None, prev) for key, prev in rows],
-        )
-    assert rev is not None
-    return rev
-
-
-def _check_lease(conn: sqlite3.Connection, lease: int) -> None:
-    if conn.execute("SELECT 1 FROM leases WHERE id = ?", (lease,)).fetchone() is None:
-        raise NotFound(f"lease {lease} not found (expired or revoked)")
-
-
-def _drop_lease(conn: sqlite3.Connection, lease: int) -> None:
-    rows = conn.execute(
-        "SELECT key, value FROM kv WHERE lease = ? ORDER BY key", (lease,)
-    ).fetchall()
-    if rows:
-        conn.execute("DELETE FROM kv WHERE lease = ?", (lease,))
-        _log_deletes(conn, rows)
-    conn.execute("DELETE FROM leases WHERE id = ?", (lease,))
-
-
-def _reap_leases(conn: sqlite3.Connection, now: float) -> None:
-    for (lease,) in conn.execute(
-        "SELECT id FROM leases WHERE expires_at <= ? ORDER BY expires_at", (now,)
-    ).fetchall():
-        _drop_lease(conn, lease)
-
-
-def _compact(conn: sqlite3.Connection, revision: int) -> bool:
-    """Drop the events before ``revision`` (at most the current one, so the newest survives);
-    False when the log was already compacted at or past it."""
-    compacted = conn.execute("SELECT value FROM meta WHERE name = 'compact_revision'").fetchone()
-    if revision <= compacted[0]:
-        return False
-    conn.execute("DELETE FROM events WHERE revision < ?", (revision,))
-    conn.execute("DELETE FROM events_multi WHERE revision < ?", (revision,))
-    conn.execute("UPDATE meta SET value = ? WHERE name = 'compact_revision'", (revision,))
-    return True
