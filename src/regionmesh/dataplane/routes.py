@@ -1,8 +1,9 @@
 """The dataplane's route boundary: per-tap routes, neighbours and sysctls through pyroute2.
 
 :class:`NetlinkRoutes` implements :class:`~regionmesh.dataplane.api.RouteRunner`: for every
-local endpoint it programs /32 and /128 routes ``dev <tap> scope link proto boot``, permanent
-neighbour entries for the VM's MAC, and the per-tap sysctls (proxy ARP / proxy NDP, forwarding,
+local endpoint it programs /32 and /128 routes ``dev <tap> scope link proto
+<DeviceRouteProtocol>`` (default 3 = boot, as Felix; with another number, ``proto boot`` routes
+left on taps are removed), permanent neighbour entries for the VM's MAC, and the per-tap sysctls (proxy ARP / proxy NDP, forwarding,
 route_localnet, accept_ra), through netlink — never ``ip`` subprocesses — in the current or a
 named network namespace. Netlink failures become :class:`~regionmesh.errors.DataplaneError`.
 
@@ -81,12 +82,16 @@ class NetlinkRoutes:
         links = {ln.get("ifname"): ln["index"] for ln in ipr.get_links()}
         names_by_index = {v: k for k, v in links.items()}
         have: set[tuple[int, str]] = set()
+        legacy: set[tuple[int, str]] = set()  # proto boot routes left from before a change
+        protocols = {self.protocol, RTPROT_BOOT}
         for family in (2, 10):
-            for r in ipr.get_routes(family=family, proto=self.protocol):
-                oif = r.get("oif")
-                name = names_by_index.get(oif, "")
-                if name.startswith(prefixes) and r.get("dst"):
-                    have.add((oif, f"{r.get('dst')}/{r['dst_len']}"))
+            for proto in sorted(protocols):
+                for r in ipr.get_routes(family=family, proto=proto):
+                    oif = r.get("oif")
+                    name = names_by_index.get(oif, "")
+                    if name.startswith(prefixes) and r.get("dst"):
+                        route = (oif, f"{r.get('dst')}/{r['dst_len']}")
+                        (have if proto == self.protocol else legacy).add(route)
         want: dict[tuple[int, str], EndpointRoute] = {}
         missing: set[str] = set()
         for iface, ep in desired.items():
@@ -101,6 +106,8 @@ class NetlinkRoutes:
                 want[(index, net)] = ep
         for index, dst in sorted(have - set(want)):
             ipr.route("del", dst=dst, oif=index, proto=self.protocol, scope=253)
+        for index, dst in sorted(legacy):
+            ipr.route("del", dst=dst, oif=index, proto=RTPROT_BOOT, scope=253)
         for (index, dst), ep in sorted(want.items(), key=lambda kv: kv[0]):
             if (index, dst) in have:
                 continue

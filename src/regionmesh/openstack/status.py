@@ -40,7 +40,7 @@ from collections.abc import Callable
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
 from regionmesh.datastore.mirror import Change, Mirror
-from regionmesh.errors import DatastoreError
+from regionmesh.errors import DatastoreError, PermissionDenied
 
 LOG = logging.getLogger(__name__)
 
@@ -218,6 +218,11 @@ class StatusWatcher:
             while not self._stop.is_set():
                 try:
                     next_write = self._step(pending, next_write)
+                except PermissionDenied as exc:  # a role problem: no traceback, just the cause
+                    LOG.error(
+                        "regionmesh status: %s; re-listing in %.1f s", exc, self._mirror.retry_delay
+                    )
+                    pending.clear()
                 except DatastoreError:
                     LOG.exception(
                         "regionmesh status: datastore error; re-listing in %.1f s",

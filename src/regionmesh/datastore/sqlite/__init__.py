@@ -17,6 +17,10 @@ process touches the store next (any write, a read that finds a due lease, or a w
 their keys are deleted in one revision, with delete events. Each thread gets its own
 connection; ``busy_timeout`` covers contention between processes.
 
+File access: a new store file is created ``0600`` whatever the umask (``0660`` with a group,
+see :func:`.store._create_private`); a user who may not read and write an existing file gets
+:class:`~regionmesh.errors.PermissionDenied` naming the file, its mode and owner.
+
 Schema (version 2)::
 
     meta(name, value)                    'compact_revision'
