@@ -47,7 +47,7 @@ from regionmesh.dataplane.links import interface_is_up
 from regionmesh.dataplane.messages import Message
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
-from regionmesh.errors import ConfigError, DataplaneError, DatastoreError
+from regionmesh.errors import ConfigError, DataplaneError, DatastoreError, RegionmeshError
 from regionmesh.model import ClusterInformation, FelixConfiguration
 
 LOG = logging.getLogger(__name__)
@@ -201,6 +201,15 @@ class Agent:
 
     def apply(self, now: float | None = None) -> bool:
         """Flush the graph into the dataplane and apply; False (logged) if the kernel refused."""
+        try:
+            return self.apply_or_raise(now)
+        except DataplaneError:
+            return False
+
+    def apply_or_raise(self, now: float | None = None) -> bool:
+        """:meth:`apply`, but the kernel's DataplaneError (logged, retry scheduled) propagates
+        so a caller that must succeed (``--once``) chains the real cause. False when not in
+        sync or the cluster is not ready (nothing to program yet)."""
         now = self.clock() if now is None else now
         if not self.in_sync or self.cluster_ready is False:
             return False
@@ -216,7 +225,7 @@ class Agent:
                 "Dataplane apply failed (retrying in %.1fs): %s", self._apply_backoff.current, exc
             )
             self._dirty = True
-            return False
+            raise
         self.stats.last_apply_seconds = time.monotonic() - started
         self.stats.applies += 1
         if messages or self.stats.applies == 1:
@@ -277,18 +286,25 @@ class Agent:
         self._feed(updates)
         self._mark_in_sync()
         if self.cluster_ready is False:
-            raise DatastoreError(
+            raise ConfigError(
                 "ClusterInformation default has datastoreReady: false; not programming"
             )
-        if not self.apply():
-            raise DataplaneError("the dataplane apply failed (see the log)")
+        try:
+            applied = self.apply_or_raise()
+        except DataplaneError as exc:
+            raise DataplaneError(f"the dataplane apply failed: {exc}") from exc
+        if not applied:
+            raise RegionmeshError("the datastore is not in sync; nothing was programmed")
 
     def run_once(self) -> None:
         """``--once``: sync, program, write the heartbeat and endpoint statuses, return."""
         try:
             self.sync_once()
-            if self.heartbeat.next_due is not None and not self.heartbeat.report():
-                raise DatastoreError("could not write the status report")
+            if self.heartbeat.next_due is not None:
+                try:
+                    self.heartbeat.write()
+                except DatastoreError as exc:
+                    raise DatastoreError(f"could not write the status report: {exc}") from exc
             if self.endpoint_status is not None:
                 self.endpoint_status.delay = 0.0
                 self.endpoint_status.step()

@@ -27,7 +27,7 @@ from regionmesh.datastore import DatastoreConfig, keys, open_datastore, resolve_
 from regionmesh.datastore.api import Datastore
 from regionmesh.datastore.config import ENV_URL
 from regionmesh.errors import ConfigError, RegionmeshError
-from regionmesh.model import FelixConfiguration
+from regionmesh.model import FelixConfiguration, kind_info
 
 LOG = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def felix_configuration_sources(
     """FelixConfiguration ``default`` and ``node.<hostname>`` as raw sources (lowest first)."""
     out: list[tuple[str, dict[str, str]]] = []
     for name in ("default", f"node.{hostname}"):
-        kv = store.get(keys.resource_key("felixconfigurations", name))
+        kv = store.get(keys.resource_key(kind_info(FelixConfiguration.KIND).plural, name))
         if kv is None:
             continue
         resource = decode_value(FELIX_CONFIG_KIND, kv.key, kv.value, kv.mod_revision)

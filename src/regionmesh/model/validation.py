@@ -16,6 +16,7 @@ write, ``resourceVersion`` on create) are the datastore's and the CLI's business
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -34,7 +35,7 @@ from regionmesh.model.endpoints import (
     WorkloadEndpointPort,
     workload_endpoint_name,
 )
-from regionmesh.model.meta import Resource
+from regionmesh.model.meta import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, Resource
 from regionmesh.model.policy import (
     DEFAULT_TIER,
     POLICY_TYPES,
@@ -60,8 +61,6 @@ __all__ = [
 ]
 
 TIER_LABEL = "projectcalico.org/tier"
-NAMESPACE_LABEL = "projectcalico.org/namespace"
-ORCHESTRATOR_LABEL = "projectcalico.org/orchestrator"
 
 MAX_SELECTOR_LENGTH = 1024
 MAX_RULES_PER_DIRECTION = 1024
@@ -714,6 +713,7 @@ _FELIX_CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # pure; label keys repeat across thousands of endpoints
 def _qualified_name_problem(key: str) -> str | None:
     """Kubernetes IsQualifiedName: ``[prefix/]name``; None when valid."""
     parts = key.split("/")
@@ -751,6 +751,7 @@ def _iana_name_ok(name: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and ip_network objects are immutable
 def _parse_cidr(text: str, *, strict: bool) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     if not _CIDR_TEXT_RE.match(text):
         return None

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 
 from regionmesh.datastore.keys import prefix_range_end
-from regionmesh.errors import DatastoreUnavailable, NotFound
+from regionmesh.errors import DatastoreError, DatastoreUnavailable, NotFound
 
 SCHEMA_VERSION = 2
 
@@ -94,10 +94,17 @@ def range_args(lo: bytes, hi: bytes | None) -> tuple[bytes, ...]:
 
 @contextlib.contextmanager
 def translated(path: str) -> Iterator[None]:
+    """SQLite's operational failures (cannot open, locked, disk I/O, full) are an unavailable
+    store; a file that is not a SQLite database is a (non-retryable) DatastoreError. Anything
+    else (ProgrammingError, IntegrityError, ...) is a bug here and keeps its own type."""
     try:
         yield
-    except sqlite3.Error as exc:
+    except sqlite3.OperationalError as exc:
         raise DatastoreUnavailable(f"embedded datastore {path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:
+            raise
+        raise DatastoreError(f"embedded datastore {path} is not usable: {exc}") from exc
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

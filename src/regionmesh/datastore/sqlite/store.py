@@ -207,6 +207,8 @@ class SqliteDatastore:
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise DatastoreError(f"embedded datastore {self.path} is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._new_conn()
@@ -220,7 +222,7 @@ class SqliteDatastore:
         """
         now = self.clock()
         reap = reap or now >= self._next_reap
-        try:
+        with translated(self.path):
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -232,8 +234,6 @@ class SqliteDatastore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
-            raise DatastoreUnavailable(f"embedded datastore {self.path}: {exc}") from exc
         self._wakeup.notify()
         return result
 
