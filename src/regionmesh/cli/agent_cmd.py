@@ -2,7 +2,7 @@
 
 Parses the command line, sets up logging, builds the real dataplane (nftables via ``nft``, routes
 via netlink, in the network namespace the process runs in) and runs
-:mod:`regionmesh.agent.agent`. Exit status: 0 after ``--once`` or SIGTERM/SIGINT, 1 for a bad
+:mod:`regionmesh.agent.startup`. Exit status: 0 after ``--once`` or SIGTERM/SIGINT, 1 for a bad
 configuration (message names parameter, value and rule) or a failed ``--once``. A datastore
 configuration change restarts the agent in-process (a fresh calc graph and dataplane whose first
 apply replaces the table atomically), where Felix would exit for its supervisor.
@@ -35,7 +35,8 @@ def kernel_dataplane(config: AgentConfig) -> Dataplane:
     ``regionmesh bgp`` announces exactly those.
     """
     from regionmesh.dataplane.driver import NftDataplane
-    from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
+    from regionmesh.dataplane.nft_runner import SubprocessNft
+    from regionmesh.dataplane.routes import NetlinkRoutes
 
     return NftDataplane(SubprocessNft(), NetlinkRoutes(protocol=config.device_route_protocol))
 
@@ -72,7 +73,7 @@ def _setup_logging(level: str) -> None:
 @click.pass_context
 def agent_cmd(ctx: click.Context, config_file: str, once: bool, datastore_url: str | None) -> None:
     """Run the per-host agent: watch the datastore and program this host's nftables."""
-    from regionmesh.agent.agent import RESTART, start  # the calc graph loads only for the agent
+    from regionmesh.agent.startup import RESTART, start  # the calc graph loads only for the agent
 
     parent = ctx.find_object(CliContext)
     url = datastore_url or (parent.url if parent is not None else None)
