@@ -7,7 +7,7 @@ For each size N it starts from an empty etcd (started here, data on /dev/shm) an
 * **raw puts** (the baseline, same run): one plain ``EtcdDatastore.put`` per key resync would
   write (N WorkloadEndpoints + the SG policies + the DHCP subnet), values pre-encoded;
 * **cold resync**: empty datastore, everything is created (datastore list, bulk "Neutron" read,
-  translation, re-read of each missing object, one create-only txn per key);
+  translation, re-read of each missing object, batched create-only txns via ``create_many``);
 * **steady resync**: run again, everything is correct (one list per kind, no writes).
 
 Neutron's side is the ``reader.NeutronReader`` protocol fed with in-memory records

@@ -230,3 +230,67 @@ def test_scope_allows_one_filter() -> None:
     assert (
         Scope().describe() == "all" and Scope(security_group="x").describe() == "security-group x"
     )
+
+
+def test_batched_creates_fall_back_per_key_when_another_writer_created_them(
+    store: Datastore,
+) -> None:
+    """Keys created by another writer between the datastore read and the bulk create: the
+    batch's compare fails for them, each is then tried on its own (a conflict, left as the
+    other writer made it); every other key is created as the per-key path would."""
+    w = RegionWriter(store, "one")
+    base = neutron()
+    resync(w, base)
+    names = sorted(
+        kv.key[len(w.workload_endpoint_prefix()) :]
+        for kv in store.list(w.workload_endpoint_prefix()).items
+    )
+    assert len(names) == 6
+    store.delete_prefix(w.workload_endpoint_prefix())
+    taken = {names[1]: b'{"written": "by another writer"}', names[4]: b"{}"}
+
+    class Racing(MemoryNeutron):
+        def port(self, port_id: str) -> t.NeutronPort | None:
+            # the first re-read (after the datastore read, before the batch) lets the race in
+            for name, value in taken.items():
+                key = w.workload_endpoint_key(name)
+                if store.get(key) is None:
+                    store.create(key, value)
+            return super().port(port_id)
+
+    racing = Racing(
+        base.port_records.values(), base.sg_records.values(), base.subnet_records.values()
+    )
+    result = resync(w, racing)
+    assert result.ok, result.error
+    phase = result.phases["endpoints"]
+    assert (phase.created, phase.conflicts, phase.errors) == (4, 2, 0)
+    by_name = {c.name: c for c in phase.changes}
+    assert [c.action for c in phase.changes] == ["create"] * 6
+    for name in names:
+        value = store.get(w.workload_endpoint_key(name)).value  # type: ignore[union-attr]
+        if name in taken:
+            assert value == taken[name]
+            assert by_name[name].conflict and not by_name[name].done
+        else:
+            doc = json.loads(value)
+            assert by_name[name].done and not by_name[name].conflict
+            assert doc["metadata"]["uid"] and doc["metadata"]["creationTimestamp"]
+            assert doc["kind"] == "WorkloadEndpoint"
+
+
+def test_batched_creates_store_the_per_key_bytes(store: Datastore) -> None:
+    """The bulk create writes exactly what one create through ``sync_document`` writes."""
+    from regionmesh.datastore.resources import ResourceClient
+    from regionmesh.openstack import endpoints
+
+    doc = endpoints.endpoint_document(port(1), region="one", host="cmp1")
+    fixed = {"now": lambda: "2026-01-01T00:00:00Z", "new_uid": lambda: "u-1"}
+    a = RegionWriter(store, "one").resources
+    client = ResourceClient(store, layout=a.layout, **fixed)  # type: ignore[arg-type]
+    k1, k2 = "/test/batched/a", "/test/batched/b"
+    client.sync_document(k1, doc, current=None)
+    [synced] = client.create_documents([(k2, doc)])
+    assert synced is not None and synced.outcome == "created"
+    assert store.get(k1).value == store.get(k2).value  # type: ignore[union-attr]
+    assert client.create_documents([(k2, doc)]) == [None]  # present: left to the caller

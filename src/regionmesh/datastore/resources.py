@@ -26,7 +26,7 @@ import contextlib
 import gc
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -236,6 +236,29 @@ def sync_json(
         encode=lambda want, _existing: dumps(want),
         current=current,
     )  # fmt: skip
+
+
+def _create_many(
+    store: Datastore, keys_: Sequence[str], values: Sequence[bytes]
+) -> builtins.list[Synced | None]:
+    revisions = store.create_many(builtins.list(zip(keys_, values, strict=True)))
+    return [
+        None if rev is None else Synced(SyncOutcome.CREATED, key, None, rev)
+        for key, rev in zip(keys_, revisions, strict=True)
+    ]
+
+
+def create_many_json(
+    store: Datastore,
+    items: Sequence[tuple[str, Document]],
+    *,
+    dumps: Callable[[Any], bytes] = _plain_json,
+) -> builtins.list[Synced | None]:
+    """The batched form of :func:`sync_json` for keys read as absent (``current=None``): each
+    record is created only if its key is still absent, in few create-only transactions
+    (:meth:`Datastore.create_many`). Per item the CREATED sync, or None when the key existed
+    (the caller then handles that key on its own, as a failed create-if-absent)."""
+    return _create_many(store, [k for k, _ in items], [dumps(doc) for _, doc in items])
 
 
 def restore(store: Datastore, synced: Synced) -> None:
@@ -541,6 +564,22 @@ class ResourceClient:
             self.store, key, doc, same=same_resource, encode=self.encode_document,
             current=current,
         )  # fmt: skip
+
+    def create_documents(
+        self, items: Sequence[tuple[str, Document]]
+    ) -> builtins.list[Synced | None]:
+        """The batched form of :meth:`sync_document` for keys read as absent (``current=None``).
+
+        Each document is stored exactly as :meth:`sync_document` would create it (new uid,
+        ``creationTimestamp`` now, this client's layout), only if its key is still absent, in
+        few create-only transactions (:meth:`Datastore.create_many`). Per item the CREATED
+        sync, or None when the key existed (the caller handles that key on its own).
+        """
+        return _create_many(
+            self.store,
+            [k for k, _ in items],
+            [self.encode_document(doc, None) for _, doc in items],
+        )
 
     def encode_document(self, doc: Document, existing: Document | None) -> bytes:
         """The bytes :meth:`sync` stores for ``doc`` over ``existing`` (uid/timestamp kept)."""

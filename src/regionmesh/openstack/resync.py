@@ -8,7 +8,10 @@ never touched) and ``endpoints`` (WorkloadEndpoints). Each phase
    namespace / subnet directory only),
 2. then Neutron, in bulk (through a :class:`~regionmesh.openstack.reader.NeutronReader`),
 3. compares by name and repairs with compare-and-swap: only-in-Neutron → re-read that object
-   and create-only-if-absent; different → update at the mod revision read in step 1;
+   and create-only-if-absent (in bulk: up to ``CREATE_BATCH`` objects per
+   :meth:`~regionmesh.datastore.api.Datastore.create_many`, create-only transactions of at most
+   ``--max-txn-ops`` keys; a key that exists by then gets its own create-if-absent attempt, so
+   the outcome per key is the per-key path's); different → update at the mod revision read in step 1;
    only-in-datastore → delete at that revision. A failed CAS means another writer moved the
    key after step 1: it is counted as a conflict and left alone (the writer is newer).
 
@@ -41,6 +44,7 @@ from typing import Any
 
 from regionmesh.datastore.api import KeyValue
 from regionmesh.datastore.resources import (
+    create_many_json,
     load_document,
     same_resource,
     sync_json,
@@ -71,6 +75,9 @@ SUBNETS, POLICIES, ENDPOINTS = "subnets", "policies", "endpoints"
 PHASES = (SUBNETS, POLICIES, ENDPOINTS)
 Progress = Callable[[str, int, int], None]
 Document = dict[str, Any]
+CREATE_BATCH = 512
+"""Create-phase repairs collected before one bulk create (the datastore splits it further
+into transactions of at most ``--max-txn-ops`` keys)."""
 Typed = Callable[[str, Document], Resource]
 """Decode + validate one desired document (its name given) into the resource to write."""
 
@@ -137,14 +144,86 @@ class _Phase:
         res.compare_ms = _ms(t0)
         t1 = time.perf_counter()
         total = len(plan)
-        for done, (action, name) in enumerate(plan, 1):
+        done = 0
+        creates: list[Change] = []
+
+        def report(n: int) -> None:
+            nonlocal done
+            for _ in range(n):
+                done += 1
+                if self.progress is not None:
+                    self.progress(res.kind, done, total)
+
+        for action, name in plan:
             change = Change(action, name)
             res.changes.append(change)
-            if not self.dry_run:
+            if self.dry_run:
+                report(1)
+            elif action == "create":
+                creates.append(change)
+                if len(creates) >= CREATE_BATCH:
+                    self._create_batch(creates, reread)
+                    report(len(creates))
+                    creates = []
+            else:
                 self._apply(change, stored.get(name), desired.get(name), reread)
-            if self.progress is not None:
-                self.progress(res.kind, done, total)
+                report(1)
+        if creates:
+            self._create_batch(creates, reread)
+            report(len(creates))
         res.write_ms = _ms(t1)
+
+    def _key(self, name: str) -> str:
+        key = self.prefix + name
+        if not key.startswith(self.prefix) or "/" in name:
+            raise RegionmeshError(f"refusing to write {key!r} outside {self.prefix!r}")
+        return key
+
+    def _create_batch(
+        self, changes: list[Change], reread: Callable[[str], Document | None]
+    ) -> None:
+        """Create-phase repairs in bulk: re-read and validate each object as :meth:`_apply`
+        does, then create all that are still absent in few create-only transactions
+        (:meth:`~regionmesh.datastore.api.Datastore.create_many`). A key another writer
+        created since step 1 goes through the per-key path (:meth:`_apply`'s create-if-absent:
+        a conflict, unless it is gone again). Counts and messages are those of :meth:`_apply`.
+        """
+        res = self.result
+        ready: list[tuple[Change, str, Document]] = []
+        for change in changes:
+            key = self._key(change.name)
+            fresh = reread(change.name)
+            if fresh is None:  # gone from Neutron since the bulk read
+                change.conflict = True
+                res.conflicts += 1
+                continue
+            try:
+                if self.typed is not None:
+                    self.typed(change.name, fresh)
+            except TranslationError as exc:  # the model refuses it: report, write nothing
+                res.errors += 1
+                res.messages.append(f"{change.name}: not written: {exc}")
+                continue
+            ready.append((change, key, fresh))
+        if not ready:
+            return
+        items = [(key, doc) for _, key, doc in ready]
+        if self.typed is None:
+            synced = create_many_json(self.writer.ds, items)
+        else:
+            synced = self.writer.resources.create_documents(items)
+        for (change, key, doc), outcome in zip(ready, synced, strict=True):
+            if outcome is not None:
+                res.created += 1
+                change.done = True
+                continue
+            try:  # it exists now: one create-if-absent attempt of its own
+                self._write(key, change.name, doc, None)
+                res.created += 1
+                change.done = True
+            except (AlreadyExists, RevisionConflict, NotFound):
+                change.conflict = True  # another writer created it after our read: it is newer
+                res.conflicts += 1
 
     def _write(self, key: str, name: str, doc: Document | None, kv: KeyValue | None) -> None:
         """One CAS attempt at the revision read in step 1 (``kv``; None: create).
@@ -168,9 +247,7 @@ class _Phase:
         want: Document | None,
         reread: Callable[[str], Document | None],
     ) -> None:
-        key = self.prefix + change.name
-        if not key.startswith(self.prefix) or "/" in change.name:
-            raise RegionmeshError(f"refusing to write {key!r} outside {self.prefix!r}")
+        key = self._key(change.name)
         res = self.result
         try:
             if change.action == "create":
