@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from regionmesh.agent.agent import datastore_config
-from regionmesh.agent.config import load_local, merge
+from regionmesh.agent.felix_settings import load_local, merge
 from regionmesh.cli.main import regionmesh_cli
 
 BAD_REGIONS = ["RegionOne", "us/east", "my_region", "-east", "a" * 47]

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from regionmesh.cli.main import calicoctl_cli, regionmesh_cli
-from regionmesh.cli.resources import VERB_PAST
+from regionmesh.cli.verbs import VERB_PAST
 from regionmesh.datastore import open_datastore
 
 SEED = """\

@@ -8,7 +8,7 @@ import dhcp_support as ds
 import pytest
 
 from regionmesh.errors import ValidationError
-from regionmesh.openstack.config import CalicoOptions, ComputeNodeConfig
+from regionmesh.openstack.calico_options import CalicoOptions, ComputeNodeConfig
 from regionmesh.openstack.dhcp_agent import (
     DhcpState,
     DnsmasqFiles,

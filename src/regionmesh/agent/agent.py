@@ -4,7 +4,7 @@ Start-up (:func:`start`): the file and ``FELIX_*`` sources are merged first, so 
 ``OpenstackRegion`` (or ``DatastoreType``) stops the agent before it opens anything; then the
 datastore is chosen (:func:`datastore_config`), FelixConfiguration ``default`` and
 ``node.<hostname>`` are read and everything is merged again with Felix's precedence
-(:mod:`regionmesh.agent.config`).
+(:mod:`regionmesh.agent.felix_settings`).
 
 The :class:`Agent` loop, single-threaded:
 
@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 
-from regionmesh.agent.config import AgentConfig, load_local, merge
+from regionmesh.agent.felix_settings import AgentConfig, load_local, merge
 from regionmesh.agent.graph import CalcGraph, ResourceUpdate
 from regionmesh.agent.status import EndpointRef, EndpointStatusReporter, HeartbeatReporter
 from regionmesh.agent.syncer import ResourceSyncer, decode_value
@@ -53,7 +53,7 @@ from regionmesh.dataplane.api import Dataplane
 from regionmesh.dataplane.messages import EndpointToHostAction, HostConfig, Message
 from regionmesh.datastore import DatastoreConfig, keys, open_datastore, resolve_config
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.config import ENV_URL
+from regionmesh.datastore.selection import ENV_URL
 from regionmesh.errors import ConfigError, DataplaneError, DatastoreError, RegionmeshError
 from regionmesh.model import (
     ClusterInformation,

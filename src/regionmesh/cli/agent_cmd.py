@@ -20,7 +20,7 @@ from types import FrameType
 
 import click
 
-from regionmesh.agent.config import DEFAULT_CONFIG_FILE, AgentConfig
+from regionmesh.agent.felix_settings import DEFAULT_CONFIG_FILE, AgentConfig
 from regionmesh.cli.context import CliContext
 from regionmesh.dataplane.api import Dataplane
 from regionmesh.errors import ConfigError, RegionmeshError

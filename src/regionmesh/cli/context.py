@@ -2,7 +2,7 @@
 
 Every command that touches the datastore takes ``--datastore URL`` (regionmesh's form) and
 ``-c/--config FILE`` (calicoctl's), also accepted before the sub-command. Resolution itself
-(env, calicoctl.cfg, embedded default) belongs to :mod:`regionmesh.datastore.config`. The
+(env, calicoctl.cfg, embedded default) belongs to :mod:`regionmesh.datastore.selection`. The
 datastore package is imported only when a command opens the store, so commands that never do
 (``version``, ``validate``, ``--help``) start without it.
 """
@@ -19,7 +19,7 @@ from regionmesh.errors import RegionmeshError
 
 if TYPE_CHECKING:  # imported when a command opens the datastore, not at start-up
     from regionmesh.datastore.api import Datastore
-    from regionmesh.datastore.resources import ResourceClient
+    from regionmesh.datastore.resource_client import ResourceClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +53,7 @@ class CliContext:
 
     def client(self) -> ResourceClient:
         """A ResourceClient over the selected datastore."""
-        from regionmesh.datastore.resources import ResourceClient
+        from regionmesh.datastore.resource_client import ResourceClient
 
         return ResourceClient(self.store())
 

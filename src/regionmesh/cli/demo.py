@@ -39,7 +39,7 @@ import yaml
 
 from regionmesh import examples
 from regionmesh.cli.context import CliContext
-from regionmesh.cli.resources import prepare
+from regionmesh.cli.verbs import prepare
 from regionmesh.errors import RegionmeshError
 from regionmesh.model import Resource, WorkloadEndpoint
 from regionmesh.openstack import cloud as cloud_mod

@@ -1,7 +1,7 @@
 """``regionmesh dhcp-agent``: the compute host's region-aware DHCP agent, in the foreground.
 
 Reads neutron.conf (``[DEFAULT] host``, ``[calico] openstack_region`` and the datastore
-options) with :func:`regionmesh.openstack.config.load_config_files`, chooses the datastore
+options) with :func:`regionmesh.openstack.calico_options.load_config_files`, chooses the datastore
 (:func:`regionmesh.openstack.dhcp_agent.choose_datastore`) and runs
 :class:`~regionmesh.openstack.dhcp_agent.DhcpAgent` with a
 :class:`~regionmesh.openstack.dnsmasq.DnsmasqSupervisor` until SIGTERM/SIGINT. Exit status 0
@@ -25,7 +25,7 @@ from regionmesh.cli.context import CliContext
 from regionmesh.datastore import open_datastore
 from regionmesh.errors import RegionmeshError
 from regionmesh.model.regions import region_namespace
-from regionmesh.openstack.config import load_config_files
+from regionmesh.openstack.calico_options import load_config_files
 from regionmesh.openstack.dhcp_agent import DhcpAgent, choose_datastore
 from regionmesh.openstack.dnsmasq import DEFAULT_STATE_DIR, DNSMASQ, DnsmasqSupervisor, tap_mtu
 

@@ -391,8 +391,8 @@ def check_config_files(
     """
     import os
 
-    from regionmesh.agent.config import read_config_file, read_env
-    from regionmesh.openstack.config import raw_region, read_config_files
+    from regionmesh.agent.felix_settings import read_config_file, read_env
+    from regionmesh.openstack.calico_options import raw_region, read_config_files
 
     if not os.path.exists(felix_config):
         raise ConfigError(f"cannot read {felix_config}: config file does not exist")

@@ -20,8 +20,8 @@ from typing import Any
 import click
 
 from regionmesh.cli.context import CliContext, datastore_options, fail
-from regionmesh.cli.resources import Prepared, prepare
-from regionmesh.datastore.resources import ResourceClient, does_not_exist, policy_tier_name
+from regionmesh.cli.verbs import Prepared, prepare
+from regionmesh.datastore.resource_client import ResourceClient, does_not_exist, policy_tier_name
 from regionmesh.errors import RegionmeshError, ValidationError
 from regionmesh.model import FelixConfiguration, Resource
 from regionmesh.model.regions import region_of_namespace

@@ -5,7 +5,7 @@ and imported only when it is run (or its own ``--help`` is asked for), so ``cali
 never loads the agent, the dataplane, oslo.config, rich or the etcd client. The short help
 shown by ``regionmesh --help`` is kept in :data:`COMMANDS` next to the import path (a test
 checks it matches each command's docstring). Each verb's behaviour lives in a sibling module
-(:mod:`.resource_cmds` / :mod:`.resources` for calicoctl's verbs); the same click command
+(:mod:`.resource_cmds` / :mod:`.verbs` for calicoctl's verbs); the same click command
 objects are used by both groups, so ``calicoctl apply`` and ``regionmesh apply`` behave
 identically.
 """

@@ -82,7 +82,7 @@ def resync_cmd(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
-        from regionmesh.openstack import config as os_config
+        from regionmesh.openstack import calico_options as os_config
         from regionmesh.openstack import neutron_db
     except ImportError as exc:
         fail(f"resync: Neutron is not importable here ({exc}); {NEUTRON_VENV_HINT}")

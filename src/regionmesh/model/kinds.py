@@ -2,7 +2,7 @@
 
 For each kind: its name, the lower-case plural used in etcd keys and by calicoctl, whether it
 is namespaced, the CLI aliases calicoctl accepts, and the columns of its default/wide tables.
-This module knows nothing about resource classes (see :mod:`regionmesh.model.resources`) or
+This module knows nothing about resource classes (see :mod:`regionmesh.model.resource_classes`) or
 about storage (see :mod:`regionmesh.datastore.keys`).
 """
 

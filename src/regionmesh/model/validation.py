@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from regionmesh.errors import FieldError, ValidationError
-from regionmesh.model.config import DURATION_FIELDS, FelixConfiguration, parse_go_duration
+from regionmesh.model.cluster_config import DURATION_FIELDS, FelixConfiguration, parse_go_duration
 from regionmesh.model.endpoints import (
     EndpointPort,
     HostEndpoint,

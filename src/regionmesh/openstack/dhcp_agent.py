@@ -25,7 +25,7 @@ end mirrors the three key prefixes from an injected :class:`~regionmesh.datastor
 (list, then watch; a compacted or broken watch is re-listed) and hands the desired
 :class:`NetworkDhcp` per network to a :class:`Supervisor`. Spawning, signalling and supervising
 dnsmasq, and the alias interfaces, belong to :mod:`regionmesh.openstack.dnsmasq`; reading
-neutron.conf to :mod:`regionmesh.openstack.config`; the command line to
+neutron.conf to :mod:`regionmesh.openstack.calico_options`; the command line to
 :mod:`regionmesh.cli.dhcp_cmd`.
 """
 
@@ -44,7 +44,7 @@ from typing import Protocol
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, EventType, Watch
-from regionmesh.datastore.config import (
+from regionmesh.datastore.selection import (
     ENV_URL,
     DatastoreConfig,
     parse_url,
@@ -59,7 +59,7 @@ from regionmesh.errors import (
 from regionmesh.model import codec
 from regionmesh.model.endpoints import WorkloadEndpoint, split_workload_endpoint_name
 from regionmesh.model.regions import region_namespace
-from regionmesh.openstack.config import ComputeNodeConfig, datastore_url
+from regionmesh.openstack.calico_options import ComputeNodeConfig, datastore_url
 from regionmesh.openstack.translate import HostRoute
 
 LOG = logging.getLogger(__name__)

@@ -52,8 +52,8 @@ from oslo_log import log as logging
 from regionmesh.datastore import Datastore, open_datastore
 from regionmesh.errors import ConfigError, RegionmeshError, TranslationError
 from regionmesh.openstack import neutron_db, resync, translate
+from regionmesh.openstack.calico_options import CalicoOptions, datastore_url, load_options
 from regionmesh.openstack.compaction import Compactor
-from regionmesh.openstack.config import CalicoOptions, datastore_url, load_options
 from regionmesh.openstack.election import Elector
 from regionmesh.openstack.status import StatusWatcher
 from regionmesh.openstack.writer import RegionWriter
