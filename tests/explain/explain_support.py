@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regionmesh.cli.explain_cmds import load_resources
+from regionmesh.cli.snapshots import load_resources
 from regionmesh.cli.verbs import prepare
 from regionmesh.datastore import open_datastore
 from regionmesh.datastore.resource_client import ResourceClient

@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: which datastore a command talks to, and how errors end a command.
+"""Shared CLI plumbing: which datastore a command talks to, how errors end a command, the
+click context settings (:data:`CONTEXT`) and the per-invocation :class:`CliContext`.
 
 Every command that touches the datastore takes ``--datastore URL`` (regionmesh's form) and
 ``-c/--config FILE`` (calicoctl's), also accepted before the sub-command. Resolution itself
@@ -22,6 +23,9 @@ if TYPE_CHECKING:  # imported when a command opens the datastore, not at start-u
     from regionmesh.datastore.resource_client import ResourceClient
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""click ``context_settings`` shared by every regionmesh/calicoctl command."""
 
 
 def fail(message: str) -> NoReturn:
@@ -62,6 +66,11 @@ class CliContext:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def cli_context(ctx: click.Context) -> CliContext:
+    """The invocation's :class:`CliContext` (created on first use)."""
+    return ctx.ensure_object(CliContext)
 
 
 def _set_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

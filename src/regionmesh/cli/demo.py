@@ -29,17 +29,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 import yaml
 
 from regionmesh import examples
-from regionmesh.cli.context import CliContext
+from regionmesh.cli.context import CONTEXT, CliContext, cli_context, datastore_options
+from regionmesh.cli.snapshots import load_resources
 from regionmesh.cli.verbs import prepare
+from regionmesh.cli.views import render_edges, render_explanation, render_matrix, render_what_if
 from regionmesh.errors import RegionmeshError
 from regionmesh.model import Resource, WorkloadEndpoint
 from regionmesh.openstack import cloud as cloud_mod
@@ -47,6 +48,7 @@ from regionmesh.policy import Snapshot
 from regionmesh.policy.connectivity import compute_connectivity
 from regionmesh.policy.flowspec import EndpointRef, FlowSpec, check_flow
 from regionmesh.policy.whatif import what_if
+from regionmesh.testing.netns import Netns, Topology
 
 __all__ = ["DemoVm", "run_demo"]
 
@@ -59,33 +61,8 @@ DENIED = ("batch-1", "web-1")
 CHECKS = (("web-2", "web-1"), ("client-2", "client-1"))
 """Same-region flows the SGs allow: used to know both agents have programmed their host."""
 PORT = 80
-
-_SERVER = r"""
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(16)
-print("ready", flush=True)
-while True:
-    c, peer = s.accept()
-    try:
-        c.sendall(b"hello " + peer[0].encode() + b"\n")
-    finally:
-        c.close()
-"""
-
-_CLIENT = r"""
-import socket, sys
-s = socket.socket()
-s.settimeout(float(sys.argv[3]))
-try:
-    s.connect((sys.argv[1], int(sys.argv[2])))
-    print(s.recv(100).decode().strip())
-except OSError as exc:
-    print(type(exc).__name__)
-    sys.exit(1)
-"""
+SERVER_TTL = 600.0
+"""Seconds a demo TCP server lives at most (it is stopped with the sandbox anyway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,40 +79,6 @@ class DemoVm:
     def ref(self) -> str:
         """``namespace/name`` of the WorkloadEndpoint."""
         return f"{self.endpoint.metadata.namespace}/{self.endpoint.metadata.name}"
-
-
-@dataclass
-class _Sandbox:
-    """Namespaces, processes and files the dataplane part creates; ``close`` removes them."""
-
-    tag: str = field(default_factory=lambda: secrets.token_hex(2))
-    namespaces: list[str] = field(default_factory=list)
-    processes: list[subprocess.Popen[Any]] = field(default_factory=list)
-
-    def ns_name(self, what: str) -> str:
-        return f"rmdemo-{self.tag}-{what}"[:40]
-
-    def close(self) -> None:
-        for p in self.processes:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.processes:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-        self.processes.clear()
-        for ns in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-        self.namespaces.clear()
-
-
-def _sh(*args: str, timeout: float = 20.0) -> str:
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise RegionmeshError(f"{' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 @contextmanager
@@ -184,14 +127,10 @@ class _Demo:
         self.echo(click.style(f"== {self.step}. {title}", bold=True))
 
     def snapshot(self) -> tuple[list[Resource], Snapshot]:
-        from regionmesh.cli.explain_cmds import load_resources
-
         resources = load_resources(self.cli.client())
         return resources, Snapshot(resources)
 
     def show_connectivity(self, snap: Snapshot) -> None:
-        from regionmesh.cli.explain_cmds import render_edges, render_matrix
-
         conn = compute_connectivity(snap)
         self.echo("VM pairs allowed / all VM pairs, and what is allowed (rows: from, cols: to):")
         self.echo(render_matrix(conn))
@@ -215,7 +154,7 @@ def run_demo(
             echo(f"demo: {path} not found (the package is installed without its examples)")
             return 1
     tmpdir = tempfile.mkdtemp(prefix="regionmesh-demo-")
-    sandbox = _Sandbox()
+    sandbox = Topology(run_id=secrets.token_hex(2), prefix="rmdemo")
     if cli.url is None and cli.config_file is None:
         cli.url = f"sqlite:///{tmpdir}/demo.db"
         where = f"{cli.url} (temporary)"
@@ -244,15 +183,13 @@ def run_demo(
 
 def _run(
     demo: _Demo,
-    sandbox: _Sandbox,
+    sandbox: Topology,
     tmpdir: str,
     where: str,
     dataplane: bool,
     cloud_file: Path,
     policy_file: Path,
 ) -> int:
-    from regionmesh.cli.explain_cmds import render_explanation, render_what_if
-
     echo = demo.echo
     demo.section(f"two-region cloud from {cloud_file.name} → {where}")
     cloud = cloud_mod.load_cloud(cloud_file)
@@ -353,58 +290,38 @@ def _dataplane_problem() -> str | None:
 
 
 class _Dataplane:
-    """Hosts and VMs in namespaces, agents and a TCP server; everything lands in ``sandbox``."""
+    """Hosts and VMs in namespaces, agents and TCP servers; everything lands in ``topo``."""
 
     def __init__(
         self,
-        sandbox: _Sandbox,
+        topo: Topology,
         tmpdir: str,
         url: str,
         vms: dict[str, DemoVm],
         echo: Callable[[str], None],
     ) -> None:
-        self.sb = sandbox
+        self.topo = topo
         self.tmpdir = tmpdir
         self.url = url
         self.vms = vms
         self.echo = echo
-        self.hosts: dict[str, str] = {}
-        self.vm_ns: dict[str, str] = {}
+        self.hosts: dict[str, Netns] = {}
+        self.vm_ns: dict[str, Netns] = {}
         self.logs_paths: dict[str, str] = {}
-
-    def _netns(self, what: str) -> str:
-        name = self.sb.ns_name(what)
-        _sh("ip", "netns", "add", name)
-        self.sb.namespaces.append(name)
-        _sh("ip", "-n", name, "link", "set", "lo", "up")
-        return name
 
     def build(self) -> None:
         regions: dict[str, list[DemoVm]] = {}
         for vm in self.vms.values():
             regions.setdefault(vm.host, []).append(vm)
         fabric: dict[str, str] = {}
-        for i, host in enumerate(sorted(regions), start=1):
-            ns = self._netns(f"h{i}")
-            self.hosts[host] = ns
-            # a dead uplink as default route, so proxy ARP answers for off-subnet targets
-            _sh("ip", "-n", ns, "link", "add", "up0", "type", "veth", "peer", "name", "up0x")
-            _sh("ip", "-n", ns, "link", "set", "up0", "up")
-            _sh("ip", "-n", ns, "route", "add", "default", "dev", "up0")
-            _sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-            fabric[host] = f"10.254.0.{i}"
         hosts = sorted(regions)
+        for i, host in enumerate(hosts, start=1):
+            # forwarding on, and a dead uplink as default route so proxy ARP answers
+            self.hosts[host] = self.topo.add_host(f"h{i}")
+            fabric[host] = f"10.254.0.{i}"
         # one fabric link (the demo has one host per region; a chain for more hosts)
-        for i in range(len(hosts) - 1):
-            a, b = hosts[i], hosts[i + 1]
-            link = f"fab{i}"
-            _sh(
-                "ip", "-n", self.hosts[a], "link", "add", link, "type", "veth",
-                "peer", "name", link, "netns", self.hosts[b],
-            )  # fmt: skip
-            for h in (a, b):
-                _sh("ip", "-n", self.hosts[h], "addr", "add", f"{fabric[h]}/24", "dev", link)
-                _sh("ip", "-n", self.hosts[h], "link", "set", link, "up")
+        for a, b in zip(hosts, hosts[1:], strict=False):
+            self.topo.link_hosts(self.hosts[a], fabric[a], self.hosts[b], fabric[b])
         for host, members in regions.items():
             for vm in members:
                 self._add_vm(host, vm)
@@ -413,20 +330,19 @@ class _Dataplane:
                 if other == host:
                     continue
                 for vm in others:
-                    _sh(
-                        "ip", "-n", self.hosts[host], "route", "replace", f"{vm.ip}/32",
-                        "via", fabric[other], "proto", "static",
-                    )  # fmt: skip
+                    self.hosts[host].ip(
+                        "route", "replace", f"{vm.ip}/32", "via", fabric[other], "proto", "static"
+                    )
         for host in hosts:
             self._start_agent(host, self.vms_region(host))
         web = self.vms[ALLOWED[1]]
-        self._server(self.vm_ns[web.name], web.ip)
+        self.topo.listen(self.vm_ns[web.name], web.ip, PORT, ttl=SERVER_TTL)
         for _src, dst in CHECKS:
             if dst != web.name:
-                self._server(self.vm_ns[dst], self.vms[dst].ip)
+                self.topo.listen(self.vm_ns[dst], self.vms[dst].ip, PORT, ttl=SERVER_TTL)
         self.echo(
-            f"  {len(self.hosts)} hosts, {len(self.vm_ns)} VMs in namespaces rmdemo-{self.sb.tag}-*;"
-            f" agents started; TCP servers on port {PORT}"
+            f"  {len(self.hosts)} hosts, {len(self.vm_ns)} VMs in namespaces "
+            f"{self.topo.prefix}-{self.topo.run_id}-*; agents started; TCP servers on port {PORT}"
         )
 
     def vms_region(self, host: str) -> str:
@@ -434,20 +350,16 @@ class _Dataplane:
 
     def _add_vm(self, host: str, vm: DemoVm) -> None:
         ep = vm.endpoint
-        ns = self._netns(f"vm-{vm.name}")
-        self.vm_ns[vm.name] = ns
-        iface = ep.spec.interface_name
-        gateway = ep.spec.ipv4_gateway
-        peer = ["peer", "name", "eth0"]
-        if ep.spec.mac:
-            peer += ["address", ep.spec.mac]
-        _sh("ip", "-n", self.hosts[host], "link", "add", iface, "type", "veth", *peer, "netns", ns)
-        _sh("ip", "-n", self.hosts[host], "link", "set", iface, "up")
-        _sh("ip", "-n", ns, "link", "set", "eth0", "up")
-        prefix = "16"
-        _sh("ip", "-n", ns, "addr", "add", f"{vm.ip}/{prefix}", "dev", "eth0")
-        via = gateway or vm.ip.rsplit(".", 2)[0] + ".0.1"
-        _sh("ip", "-n", ns, "route", "add", "default", "via", str(via), "dev", "eth0")
+        via = ep.spec.ipv4_gateway or vm.ip.rsplit(".", 2)[0] + ".0.1"
+        self.vm_ns[vm.name] = self.topo.add_vm(
+            self.hosts[host],
+            f"vm-{vm.name}",
+            vm.ip,
+            ep.spec.interface_name,
+            prefixlen=16,
+            gateway=str(via),
+            mac=ep.spec.mac or None,
+        )
 
     def _start_agent(self, host: str, region: str) -> None:
         cfg = Path(self.tmpdir) / f"felix-{host}.cfg"
@@ -464,31 +376,16 @@ class _Dataplane:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "REGIONMESH_"))}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.hosts[host], *_cli_command(), "agent"]
+                ["ip", "netns", "exec", self.hosts[host].name, *_cli_command(), "agent"]
                 + ["--config-file", str(cfg), "--datastore", self.url],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        self.sb.processes.append(proc)
-
-    def _server(self, ns: str, ip: str) -> None:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", _SERVER, ip, str(PORT)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.sb.processes.append(proc)
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RegionmeshError(f"the TCP server in {ns} did not start")
+        self.topo.processes.append(proc)
 
     def probe(self, src: str, dst: str, timeout: float = 0.7) -> bool:
-        cmd = ["ip", "netns", "exec", self.vm_ns[src], sys.executable, "-c", _CLIENT]
-        cmd += [self.vms[dst].ip, str(PORT), str(timeout)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10)
-        return proc.returncode == 0 and proc.stdout.startswith("hello")
+        return self.topo.connect(self.vm_ns[src], self.vms[dst].ip, PORT, timeout) is not None
 
     def wait_probe(self, src: str, dst: str, *, want: bool, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -506,7 +403,7 @@ class _Dataplane:
                     f"{timeout:.0f} s:\n{self.logs()}"
                 )
             self.echo(f"  ready: same-region {src} → {dst} TCP/{PORT} CONNECTED (SG rule)")
-        for proc in self.sb.processes:
+        for proc in self.topo.processes:
             if proc.poll() is not None:
                 raise RegionmeshError(f"a demo process exited early:\n{self.logs()}")
 
@@ -519,3 +416,20 @@ class _Dataplane:
                 text = "(no log)"
             out.append(f"----- agent {host} -----\n{text}")
         return "\n".join(out)
+
+
+@click.command("demo", context_settings=CONTEXT)
+@click.option(
+    "--no-dataplane",
+    is_flag=True,
+    help="skip the agents/network namespaces/real TCP part (it also is skipped when not root)",
+)
+@click.option("--keep", is_flag=True, help="keep the temporary datastore file (prints its path)")
+@datastore_options
+@click.pass_context
+def demo_cmd(ctx: click.Context, no_dataplane: bool, keep: bool) -> None:
+    """Build the two-region cloud, apply allow-tcp-80, show who can reach whom before/after,
+    explain one cross-region flow, and (as root) prove it with real TCP."""
+    code = run_demo(cli_context(ctx), dataplane=not no_dataplane, keep=keep)
+    if code:
+        raise SystemExit(code)

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from regionmesh.cli.context import CliContext, datastore_options, fail
+from regionmesh.cli.context import cli_context, datastore_options, fail
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
 from regionmesh.errors import ConfigError, RegionmeshError
@@ -477,7 +477,7 @@ def doctor_cmd(ctx: click.Context, out: str) -> None:
     """Check the datastore for multi-region problems (exit 1 on any finding)."""
     if ctx.invoked_subcommand is not None:
         return
-    cli = ctx.ensure_object(CliContext)
+    cli = cli_context(ctx)
     try:
         facts = collect(cli.store())
     except RegionmeshError as exc:

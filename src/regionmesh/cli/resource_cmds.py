@@ -13,9 +13,7 @@ from typing import Any
 import click
 
 from regionmesh.cli import verbs
-from regionmesh.cli.context import CliContext, datastore_options
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from regionmesh.cli.context import CONTEXT, cli_context, datastore_options
 
 
 def _file_options(func: Any) -> Any:
@@ -35,10 +33,6 @@ def _file_options(func: Any) -> Any:
         "--skip-empty", is_flag=True, help="do not fail on an input with no resources"
     )(func)
     return func
-
-
-def _obj(ctx: click.Context) -> CliContext:
-    return ctx.ensure_object(CliContext)
 
 
 @click.command("create", context_settings=CONTEXT)
@@ -61,7 +55,7 @@ def apply_cmd(ctx: click.Context, /, **kw: Any) -> None:
     if kw.pop("dry_run"):
         from regionmesh.cli import explain_cmds
 
-        explain_cmds.run_what_if(_obj(ctx), **kw)
+        explain_cmds.run_what_if(cli_context(ctx), **kw)
         return
     verbs.write_verb("apply")(ctx, **kw)
 
@@ -94,7 +88,9 @@ def delete_cmd(
     skip_not_exists: bool,
 ) -> None:
     """Delete resources: -f FILE, or KIND NAME [NAME...]."""
-    verbs.run_delete(_obj(ctx), filename, args, namespace, skip_not_exists, recursive, skip_empty)
+    verbs.run_delete(
+        cli_context(ctx), filename, args, namespace, skip_not_exists, recursive, skip_empty
+    )
 
 
 @click.command("get", context_settings=CONTEXT)
@@ -126,7 +122,7 @@ def get_cmd(
     export: bool,
 ) -> None:
     """Show resources of one KIND (all, or the NAMEs given)."""
-    verbs.run_get(_obj(ctx), kind, names, namespace, all_namespaces, out, export)
+    verbs.run_get(cli_context(ctx), kind, names, namespace, all_namespaces, out, export)
 
 
 @click.command("label", context_settings=CONTEXT)
@@ -148,7 +144,7 @@ def label_cmd(
     remove: bool,
 ) -> None:
     """Set (key=value) or remove (key --remove) a label on a resource."""
-    verbs.run_label(_obj(ctx), kind, name, label, namespace, overwrite, remove)
+    verbs.run_label(cli_context(ctx), kind, name, label, namespace, overwrite, remove)
 
 
 @click.command("validate", context_settings=CONTEXT)
