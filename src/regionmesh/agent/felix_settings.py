@@ -17,6 +17,7 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -54,8 +55,6 @@ def _port(v: str) -> int:
 
 
 def _hostname(v: str) -> str:
-    import re
-
     v = v.strip().lower()
     if not re.fullmatch(r"[a-zA-Z0-9_.-]+", v):
         raise ValueError("must match ^[a-zA-Z0-9_.-]+$")

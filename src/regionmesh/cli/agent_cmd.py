@@ -30,8 +30,9 @@ LOG = logging.getLogger("regionmesh.agent")
 
 def kernel_dataplane(_config: AgentConfig) -> Dataplane:
     """The real dataplane: ``nft`` transactions and netlink routes in this network namespace."""
-    from regionmesh.dataplane.driver import NftDataplane
-    from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
+    # the kernel driver (pyroute2, nft) loads only when the agent really programs a host
+    from regionmesh.dataplane.driver import NftDataplane  # noqa: PLC0415
+    from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft  # noqa: PLC0415
 
     return NftDataplane(SubprocessNft(), NetlinkRoutes())
 
@@ -68,7 +69,8 @@ def _setup_logging(level: str) -> None:
 @click.pass_context
 def agent_cmd(ctx: click.Context, config_file: str, once: bool, datastore_url: str | None) -> None:
     """Run the per-host agent: watch the datastore and program this host's nftables."""
-    from regionmesh.agent.agent import RESTART, start  # the calc graph loads only for the agent
+    # the calc graph loads only for the agent, not for every CLI start
+    from regionmesh.agent.agent import RESTART, start  # noqa: PLC0415
 
     parent = ctx.find_object(CliContext)
     url = datastore_url or (parent.url if parent is not None else None)

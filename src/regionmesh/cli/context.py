@@ -45,7 +45,8 @@ class CliContext:
     def store(self) -> Datastore:
         """Open (once) and return the selected datastore; exit 1 with the reason if it fails."""
         if self._store is None:
-            from regionmesh.datastore import open_datastore, resolve_config
+            # the datastore package loads when a command opens the store, not at start-up
+            from regionmesh.datastore import open_datastore, resolve_config  # noqa: PLC0415
 
             try:
                 self._store = open_datastore(
@@ -57,7 +58,7 @@ class CliContext:
 
     def client(self) -> ResourceClient:
         """A ResourceClient over the selected datastore."""
-        from regionmesh.datastore.resource_client import ResourceClient
+        from regionmesh.datastore.resource_client import ResourceClient  # noqa: PLC0415
 
         return ResourceClient(self.store())
 

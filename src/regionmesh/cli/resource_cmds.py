@@ -53,7 +53,8 @@ def create_cmd(ctx: click.Context, /, **kw: Any) -> None:
 def apply_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Create or replace resources from a file (all or nothing)."""
     if kw.pop("dry_run"):
-        from regionmesh.cli import explain_cmds
+        # the policy engine loads only for --dry-run, not for every apply
+        from regionmesh.cli import explain_cmds  # noqa: PLC0415
 
         explain_cmds.run_what_if(cli_context(ctx), **kw)
         return

@@ -54,7 +54,8 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
     if config.kind == "sqlite":
         assert config.path is not None
         return SqliteDatastore(config.path)
-    from regionmesh.datastore.etcd import EtcdDatastore
+    # the etcd client (requests, etcd3gw) loads only when an etcd store is opened
+    from regionmesh.datastore.etcd import EtcdDatastore  # noqa: PLC0415
 
     return EtcdDatastore(
         config.endpoints,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import gc
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -137,8 +138,6 @@ class ResourceClient:
 
     # -- reads ----------------------------------------------------------------------------
     def _decode(self, kv: KeyValue) -> Resource:
-        import json
-
         try:
             data = json.loads(kv.value)
         except ValueError as exc:
@@ -174,8 +173,6 @@ class ResourceClient:
 
     # -- writes ---------------------------------------------------------------------------
     def _encode(self, resource: Resource) -> bytes:
-        import json
-
         return json.dumps(
             codec.to_storage(resource), separators=(",", ":"), sort_keys=True
         ).encode()

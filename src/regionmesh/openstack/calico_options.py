@@ -13,6 +13,7 @@ into a datastore URL with the pure :func:`datastore_url`. Opening the datastore 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -178,8 +179,6 @@ def read_config_files(paths: list[str]) -> Any:
     when it is missing or malformed. The region is NOT validated here, so callers that only
     inspect a file (``regionmesh doctor config``) can report an invalid one.
     """
-    import os
-
     for path in paths:
         if not os.path.exists(path):
             raise ConfigError(f"config file {path} does not exist")
