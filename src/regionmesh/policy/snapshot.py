@@ -18,6 +18,10 @@ Tiers are ordered per §2.4; the ``default`` tier is synthesised (order 1000000,
 input lacks it, as Calico always creates it. The snapshot answers questions; the verdict
 algorithm is :mod:`regionmesh.policy.verdicts`' job. Internal caches fill on demand (benign
 under concurrent readers), the observable content never changes.
+
+It is over 500 lines on purpose: it is one object, the indexes above are built together from
+one pass over the input and share the label groups, and splitting them would only move
+private state across module boundaries.
 """
 
 from __future__ import annotations
