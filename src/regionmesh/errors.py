@@ -14,6 +14,8 @@ Every error the project raises on purpose is a :class:`RegionmeshError`. Foreign
     │   ├── AlreadyExists            create-only-if-absent found a key
     │   ├── RevisionConflict         CAS failed: the key's mod revision moved
     │   ├── Compacted                a watch asked for a revision that is compacted away
+    │   ├── PermissionDenied         the store's access control refused this user this key/range
+    │   ├── AuthenticationFailed     the store refused the credentials (wrong user or password)
     │   └── DatastoreUnavailable     cannot reach / open the store (retryable)
     ├── DataplaneError               the kernel refused a transaction (nft/netlink)
     └── DataplaneContractError       dataplane messages arrived out of the documented order
@@ -117,6 +119,23 @@ class Compacted(DatastoreError):
         self.compact_revision = compact_revision
 
 
+class PermissionDenied(DatastoreError):
+    """etcd's RBAC refused the request: ``user`` may not ``operation`` ``key`` (a key, or a
+    range written ``[start, end)``). Retrying will not help; the role must be changed."""
+
+    def __init__(self, message: str, *, key: str = "", user: str | None = None,
+                 operation: str = "") -> None:  # fmt: skip
+        super().__init__(message)
+        self.key = key
+        self.user = user
+        self.operation = operation
+
+
+class AuthenticationFailed(DatastoreError):
+    """The store refused the configured credentials (unknown user or wrong password), or
+    requires credentials that were not given; the message names the user and the endpoint."""
+
+
 class DatastoreUnavailable(DatastoreError):
     """The store cannot be reached or opened; callers may retry with backoff."""
 
@@ -135,3 +154,8 @@ class DataplaneContractError(RegionmeshError):
 
     Raised by the dataplane's RecordingDataplane in tests; the real driver fails closed instead.
     """
+
+
+class RoutingError(RegionmeshError):
+    """The BGP daemon (BIRD) cannot be started, configured or queried (``regionmesh bgp``,
+    ``calicoctl node status``); the message says which socket, file or command."""

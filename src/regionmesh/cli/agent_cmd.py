@@ -28,13 +28,17 @@ from regionmesh.errors import ConfigError, RegionmeshError
 LOG = logging.getLogger("regionmesh.agent")
 
 
-def kernel_dataplane(_config: AgentConfig) -> Dataplane:
-    """The real dataplane: ``nft`` transactions and netlink routes in this network namespace."""
+def kernel_dataplane(config: AgentConfig) -> Dataplane:
+    """The real dataplane: ``nft`` transactions and netlink routes in this network namespace.
+
+    Routes to taps carry route protocol ``DeviceRouteProtocol`` (Felix's, default 3 = boot):
+    ``regionmesh bgp`` announces exactly those.
+    """
     # the kernel driver (pyroute2, nft) loads only when the agent really programs a host
     from regionmesh.dataplane.driver import NftDataplane  # noqa: PLC0415
     from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft  # noqa: PLC0415
 
-    return NftDataplane(SubprocessNft(), NetlinkRoutes())
+    return NftDataplane(SubprocessNft(), NetlinkRoutes(protocol=config.device_route_protocol))
 
 
 def _setup_logging(level: str) -> None:

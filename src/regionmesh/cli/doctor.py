@@ -3,19 +3,24 @@
 ``doctor`` collects the datastore's facts and runs the pure engine of
 :mod:`regionmesh.diagnosis.findings`; ``doctor config`` compares one host's felix.cfg and
 neutron.conf offline (:func:`check_config_files`, which needs both the agent's and the Neutron
-side's config readers, so it lives here, above both). This module only wires and prints.
+side's config readers, so it lives here, above both); :func:`local_bgp_findings` asks this
+host's BIRD (``regionmesh bgp``'s control socket) for sessions that are not Established, and
+``doctor etcd-auth`` (:mod:`.etcd_auth_cmds`) audits etcd's users and roles. This module only
+wires and prints.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import click
 
+from regionmesh.bgp.status import PeerRow
 from regionmesh.cli.context import cli_context, datastore_options, fail
 from regionmesh.datastore import keys
+from regionmesh.datastore.api import Datastore
 from regionmesh.diagnosis.findings import Finding, collect, diagnose
 from regionmesh.errors import ConfigError, RegionmeshError
 from regionmesh.model.regions import region_problem
@@ -95,6 +100,53 @@ def check_config_files(
     return findings
 
 
+# --- BGP: this host's sessions (the local BIRD's control socket) --------------------------------
+
+
+def bgp_session_findings(rows: Iterable[PeerRow], socket_path: str) -> list[Finding]:
+    """One finding per BGP session of this host's BIRD that is not Established."""
+    out: list[Finding] = []
+    for row in rows:
+        if row.info.split(" ", 1)[0] == "Established":
+            continue
+        out.append(
+            Finding(
+                "bgp-peer-not-established",
+                f"BGP peer {row.address} ({row.peer_type}, protocol {row.protocol})",
+                f"the session with {row.address} is {row.state} / {row.info or 'no info'} "
+                f"since {row.since}: routes to and from that host's VMs are missing here",
+                f"check that regionmesh bgp runs on the peer and that TCP 179 between the two "
+                f"hosts' addresses is open; details: birdc -s {socket_path} show protocols all "
+                f"{row.protocol}",
+                values={"address": row.address, "state": row.state, "info": row.info},
+            )
+        )
+    return out
+
+
+def local_bgp_findings(run_dir: str) -> list[Finding]:
+    """Findings about this host's BGP daemon; none when no daemon was ever set up here."""
+    # BIRD's control client loads only when doctor runs, not with every command listing
+    from regionmesh.bgp.bird import BirdControl, RunDir  # noqa: PLC0415
+    from regionmesh.bgp.status import bgp_peers, parse_protocols  # noqa: PLC0415
+
+    sock = RunDir(run_dir).socket
+    if not os.path.exists(sock):
+        return []
+    try:
+        rows = bgp_peers(parse_protocols(BirdControl(sock).command("show protocols all")))
+    except RegionmeshError as exc:
+        return [
+            Finding(
+                "bgp-daemon-not-running",
+                f"BGP daemon ({sock})",
+                f"{exc}",
+                f"start regionmesh bgp --run-dir {run_dir} on this host",
+            )
+        ]
+    return bgp_session_findings(rows, sock)
+
+
 def print_findings(findings: list[Finding], out: str, ok_text: str) -> None:
     """Print findings as text or JSON; exit 1 if there is any."""
     if out == "json":
@@ -111,20 +163,62 @@ def print_findings(findings: list[Finding], out: str, ok_text: str) -> None:
         raise SystemExit(1)
 
 
-@click.group("doctor", invoke_without_command=True)
+class _DoctorGroup(click.Group):
+    """``doctor``'s sub-commands; ``etcd-auth`` is imported only when asked for.
+
+    :mod:`.etcd_auth_cmds` builds on this module's findings, so importing it here at the top
+    would be a circle (and would load the etcd-auth code for every ``doctor`` run).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, "etcd-auth"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "etcd-auth" and cmd_name not in self.commands:
+            from regionmesh.cli.etcd_auth_cmds import doctor_etcd_auth_cmd  # noqa: PLC0415
+
+            self.add_command(doctor_etcd_auth_cmd)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group("doctor", cls=_DoctorGroup, invoke_without_command=True)
 @click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
+@click.option(
+    "--bgp-run-dir",
+    default="/var/run/calico",
+    show_default=True,
+    metavar="DIR",
+    help="run directory of this host's regionmesh bgp (its BIRD's sessions are checked when "
+    "its control socket exists there)",
+)
 @datastore_options
 @click.pass_context
-def doctor_cmd(ctx: click.Context, out: str) -> None:
+def doctor_cmd(ctx: click.Context, out: str, bgp_run_dir: str) -> None:
     """Check the datastore for multi-region problems (exit 1 on any finding)."""
     if ctx.invoked_subcommand is not None:
         return
     cli = cli_context(ctx)
+    store = cli.store()
     try:
-        facts = collect(cli.store())
+        facts = collect(store)
+        findings = diagnose(facts)
+        findings += _etcd_state(store)
     except RegionmeshError as exc:
         fail(f"doctor: cannot read the datastore: {exc}")
-    print_findings(diagnose(facts), out, "no problems found")
+    findings += local_bgp_findings(bgp_run_dir)
+    print_findings(findings, out, "no problems found")
+
+
+def _etcd_state(store: Datastore) -> list[Finding]:
+    """etcd only: authentication off, NOSPACE alarm (see ``doctor etcd-auth``)."""
+    # the etcd client and the etcd-auth audit load only for an etcd store
+    from regionmesh.datastore.etcd import EtcdDatastore  # noqa: PLC0415
+
+    if not isinstance(store, EtcdDatastore):
+        return []
+    from regionmesh.cli.etcd_auth_cmds import etcd_state_findings  # noqa: PLC0415
+
+    return etcd_state_findings(store, auth_off_severity="warning")
 
 
 @doctor_cmd.command("config")

@@ -53,7 +53,7 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
         config = resolve_config(url=config)
     if config.kind == "sqlite":
         assert config.path is not None
-        return SqliteDatastore(config.path)
+        return SqliteDatastore(config.path, group=config.sqlite_group)
     # the etcd client (requests, etcd3gw) loads only when an etcd store is opened
     from regionmesh.datastore.etcd import EtcdDatastore  # noqa: PLC0415
 

@@ -44,10 +44,12 @@ from regionmesh.datastore.api import EventType, KeyValue, ListResult, WatchEvent
 from regionmesh.datastore.keys import prefix_range_end
 from regionmesh.errors import (
     AlreadyExists,
+    AuthenticationFailed,
     Compacted,
     DatastoreError,
     DatastoreUnavailable,
     NotFound,
+    PermissionDenied,
     RevisionConflict,
 )
 
@@ -59,6 +61,7 @@ _COMPACTED = "required revision has been compacted"
 _FUTURE_REV = "required revision is a future revision"
 _LEASE_NOT_FOUND = "requested lease not found"
 _BAD_TOKEN = ("invalid auth token", "user name is empty")
+_AUTH_NOT_ENABLED = "authentication is not enabled"
 
 
 def _b64(data: bytes) -> str:
@@ -103,8 +106,51 @@ def _error_text(detail: str | None, fallback: str) -> str:
     return fallback
 
 
-class _TokenInvalid(Exception):
-    """Internal: etcd rejected our auth token; authenticate again and retry once."""
+def _key_text(value: str | None) -> str:
+    return "" if not value else _unb64(value).decode(errors="replace")
+
+
+def _range_text(key: str | None, range_end: str | None) -> str:
+    """``KEY``, ``prefix KEY`` or ``range [KEY, END)`` for a gateway key / range_end pair."""
+    lo, hi = _key_text(key), _key_text(range_end)
+    if not range_end:
+        return lo
+    if hi == "\0":
+        return f"range [{lo}, end of keyspace)"
+    if prefix_range_end(lo.encode()) == hi.encode():
+        return f"prefix {lo}"
+    return f"range [{lo}, {hi})"
+
+
+def _describe(path: str, payload: dict[str, Any]) -> tuple[str, str]:
+    """``(operation, key or range)`` of one gateway request, for permission messages."""
+    if path == "/kv/range":
+        return "read", _range_text(payload.get("key"), payload.get("range_end"))
+    if path == "/kv/put":
+        return "write", _range_text(payload.get("key"), None)
+    if path == "/kv/deleterange":
+        return "delete", _range_text(payload.get("key"), payload.get("range_end"))
+    if path == "/kv/txn":
+        names: builtins.list[str] = []
+        ops: builtins.list[str] = []
+        for cmp in payload.get("compare") or []:
+            names.append(_range_text(cmp.get("key"), cmp.get("range_end")))
+            ops.append("read")
+        for req in [*(payload.get("success") or []), *(payload.get("failure") or [])]:
+            for kind, body in req.items():
+                op = {"request_put": "write", "request_delete_range": "delete"}.get(kind, "read")
+                names.append(_range_text(body.get("key"), body.get("range_end")))
+                ops.append(op)
+        unique = list(dict.fromkeys(names))
+        verb = "write" if {"write", "delete"} & set(ops) else "read"
+        return verb, ", ".join(unique)
+    if path == "/kv/compaction":
+        return "compact", "the keyspace"
+    if path.startswith(("/lease/", "/kv/lease/")):
+        return "use leases", ""
+    if path.startswith("/auth/"):
+        return f"call {path} (needs the root role)", ""
+    return f"call {path}", ""
 
 
 def _session(
@@ -189,9 +235,14 @@ class EtcdDatastore:
                     exc, etcd_exc.ConnectionFailedError | etcd_exc.ConnectionTimeoutError
                 ):
                     raise
-                raise DatastoreError(
-                    f"etcd {self.endpoints[index]}: authentication as {self._username!r} failed: "
-                    f"{_error_text(exc.detail_text, type(exc).__name__)}"
+                text = _error_text(exc.detail_text, type(exc).__name__)
+                if _AUTH_NOT_ENABLED in text:
+                    # auth is off: requests go without a token (etcd ignores none)
+                    self._authed.add(index)
+                    return
+                raise AuthenticationFailed(
+                    f"etcd {self.endpoints[index]}: authentication as user {self._username!r} "
+                    f"failed: {text}"
                 ) from exc
             client.session.headers["Authorization"] = str(result["token"])
             self._authed.add(index)
@@ -211,22 +262,61 @@ class EtcdDatastore:
                 if self._username and attempt == 1 and any(t in text for t in _BAD_TOKEN):
                     self._authed.discard(index)
                     continue
-                raise self._translate(text, index) from exc
+                raise self._translate(text, index, _describe(path, payload)) from exc
         raise AssertionError("unreachable")
 
-    def _translate(self, text: str, index: int) -> DatastoreError:
+    @property
+    def username(self) -> str | None:
+        """The etcd user this client authenticates as (None: no authentication)."""
+        return self._username
+
+    @property
+    def password(self) -> str:
+        """The password it authenticates with (for ``etcd-auth apply`` creating root)."""
+        return self._password
+
+    def _translate(self, text: str, index: int, what: tuple[str, str] = ("", "")) -> DatastoreError:
         where = f"etcd {self.endpoints[index]}"
+        operation, key = what
         if _COMPACTED in text:
             return Compacted(f"{where}: {text}")
         if _LEASE_NOT_FOUND in text:
             return NotFound(f"{where}: {text}")
-        if (
-            "permission denied" in text
-            or "authentication failed" in text
-            or any(t in text for t in _BAD_TOKEN)
-        ):
-            return DatastoreError(f"{where}: {text} (check the etcd username/password or certs)")
+        if "permission denied" in text:
+            who = f"user {self._username!r}" if self._username else "an unauthenticated client"
+            target = f"{operation} {key}" if key else (operation or "do this")
+            return PermissionDenied(
+                f"{where}: permission denied: {who} may not {target} (its etcd roles do not "
+                "grant it; see 'regionmesh etcd-auth plan')",
+                key=key,
+                user=self._username,
+                operation=operation,
+            )
+        if any(t in text for t in _BAD_TOKEN) or "authentication failed" in text:
+            if not self._username:
+                return AuthenticationFailed(
+                    f"{where}: etcd authentication is enabled but no etcd username is configured "
+                    f"({text}); set the user and password (datastore URL, ETCD_USERNAME/"
+                    "ETCD_PASSWORD, [calico] etcd_username/etcd_password)"
+                )
+            if "CommonName" in text:
+                return AuthenticationFailed(
+                    f"{where}: {text} (use a client certificate without CN)"
+                )
+            return AuthenticationFailed(
+                f"{where}: authentication as user {self._username!r} failed: {text}"
+            )
+        if "CommonName" in text:
+            return AuthenticationFailed(
+                f"{where}: {text} (etcd's JSON gateway refuses client certificates with a CN "
+                "when auth is on; use a certificate without CN and a username/password)"
+            )
         return DatastoreError(f"{where}: {text}")
+
+    def request(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One raw gateway call (``/auth/...``, ``/maintenance/...``), with failover and the
+        same error translation as every other request; for :mod:`etcd_roles` and doctor."""
+        return self._post(path, payload, idempotent=not path.startswith("/auth/"))
 
     def _post(
         self, path: str, payload: dict[str, Any], *, idempotent: bool = True
@@ -317,7 +407,13 @@ class EtcdDatastore:
 
     def current_revision(self) -> int:
         """The cluster's current revision (a linearizable count-only read)."""
-        result = self._post("/kv/range", {"key": _b64(b"/calico/"), "count_only": True})
+        try:
+            result = self._post("/kv/range", {"key": _b64(b"/calico/"), "count_only": True})
+        except PermissionDenied:
+            # a restricted user may not read /calico/; any user may ask for the status, whose
+            # header carries the member's revision (not linearizable, but a watch from there
+            # still sees every later change)
+            result = self._post("/maintenance/status", {})
         return int(result["header"]["revision"])
 
     # --- writes ---------------------------------------------------------------------------
@@ -537,6 +633,10 @@ class EtcdWatch:
         """True once :meth:`close` was called or the watch ended."""
         return self._closed.is_set() or self._done
 
+    def _what(self) -> str:
+        lo, hi = _key_range(self.prefix)
+        return _range_text(_b64(lo), _b64(hi))
+
     # --- reader thread --------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -604,7 +704,7 @@ class EtcdWatch:
                     raise _StreamError(text)
                 if resp.status_code >= 500:
                     raise _StreamError(f"HTTP {resp.status_code}: {text}")
-                raise store._translate(text, index)
+                raise store._translate(text, index, ("watch", self._what()))
             buf = b""
             for chunk in resp.iter_content(chunk_size=None):
                 buf += chunk
@@ -627,7 +727,7 @@ class EtcdWatch:
             if any(t in text for t in _BAD_TOKEN):
                 self._store._authed.discard(index)
                 raise _StreamError(text)
-            raise self._store._translate(text, index)
+            raise self._store._translate(text, index, ("watch", self._what()))
         result = message.get("result") or {}
         compact_revision = int(result.get("compact_revision", 0))
         if compact_revision:
@@ -637,6 +737,12 @@ class EtcdWatch:
                 compact_revision,
             )
         if result.get("canceled"):
+            reason = str(result.get("cancel_reason", ""))
+            if any(t in reason for t in _BAD_TOKEN):
+                self._store._authed.discard(index)
+                raise _StreamError(reason)
+            if "permission denied" in reason:
+                raise self._store._translate(reason, index, ("watch", self._what()))
             raise DatastoreError(
                 f"etcd cancelled the watch on {self.prefix!r}: {result.get('cancel_reason', '')}"
             )

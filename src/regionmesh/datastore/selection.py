@@ -12,7 +12,8 @@ wins:
 5. ``/etc/calico/calicoctl.cfg`` if it exists (calicoctl's ``CalicoAPIConfig`` YAML);
 6. the embedded SQLite store at :data:`DEFAULT_SQLITE_PATH`.
 
-URLs: ``sqlite:///abs/path.db`` (``sqlite:///:memory:`` for a private throw-away store),
+URLs: ``sqlite:///abs/path.db`` (``sqlite:///:memory:`` for a private throw-away store;
+``?group=GROUP`` shares a new file with that group, see :mod:`regionmesh.datastore.sqlite`),
 ``etcd://host:port[,host:port…]``, ``etcds://…`` (TLS; ``?ca=…&cert=…&key=…`` or the
 ``ETCD_*_FILE`` variables), ``etcd://user:password@host:port``, and ``http(s)://host:port[,…]``
 as in ``ETCD_ENDPOINTS``. Certificates and credentials missing from an etcd URL are taken from
@@ -85,6 +86,7 @@ class DatastoreConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     source: str = "default"
+    sqlite_group: str | None = None
 
     def describe(self) -> str:
         """A one-line description without secrets, e.g. for ``--help`` or logs."""
@@ -200,8 +202,19 @@ def parse_url(url: str, *, source: str, env: Mapping[str, str] = os.environ) -> 
                 f"invalid datastore URL {url!r} from {source}: a sqlite URL needs an absolute "
                 "path, e.g. sqlite:///var/lib/regionmesh/regionmesh.db"
             )
+        options = parse_qs(rest.split("?", 1)[1]) if "?" in rest else {}
+        unknown = sorted(set(options) - {"group"})
+        if unknown:
+            raise ConfigError(
+                f"invalid datastore URL {url!r} from {source}: unknown sqlite option(s) "
+                f"{', '.join(unknown)} (only ?group=GROUP)"
+            )
+        groups = options.get("group") or [""]
+        group = groups[-1] or None
         # sqlite:///abs/path and SQLAlchemy's sqlite:////abs/path both mean /abs/path
-        return DatastoreConfig(kind="sqlite", path="/" + path.lstrip("/"), source=source)
+        return DatastoreConfig(
+            kind="sqlite", path="/" + path.lstrip("/"), source=source, sqlite_group=group
+        )
     if scheme in ("http", "https"):
         config = DatastoreConfig(
             kind="etcd", endpoints=_split_endpoints(url, source, url), source=source

@@ -1,7 +1,7 @@
 """The diagnosis engine behind ``regionmesh doctor``: datastore facts across regions → findings.
 
 Two halves. :func:`diagnose` is pure: it takes a :class:`StoreFacts` (what the datastore holds:
-endpoints, heartbeats, subnets, recorded findings, size) and returns :class:`Finding` objects,
+endpoints, BGP Nodes, heartbeats, subnets, recorded findings, size) and returns :class:`Finding` objects,
 each naming the object, the values and the fix. :func:`collect` reads those facts from a
 :class:`~regionmesh.datastore.api.Datastore`. Comparing one host's config files (which needs
 both the agent's and the Neutron side's readers) and printing are :mod:`regionmesh.cli.doctor`'s
@@ -29,6 +29,7 @@ from regionmesh.model.regions import (
 )
 
 WEP_PREFIX = keys.resource_prefix("workloadendpoints")
+NODE_PREFIX = keys.resource_prefix("nodes")
 NP_PREFIX = keys.resource_prefix("networkpolicies")
 FELIX_PREFIX = "/calico/felix/v2/"
 DHCP_V2_PREFIX = "/calico/dhcp/v2/"
@@ -85,11 +86,21 @@ class Subnet:
     cidr: str
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """The BGP addresses of one Calico ``Node`` (as stored, CIDR form or empty)."""
+
+    name: str
+    ipv4_address: str = ""
+    ipv6_address: str = ""
+
+
 @dataclass
 class StoreFacts:
     """Everything :func:`diagnose` looks at, read from one datastore."""
 
     endpoints: list[Endpoint] = field(default_factory=list)
+    nodes: list[NodeFacts] = field(default_factory=list)
     policy_namespaces: set[str] = field(default_factory=set)
     heartbeats: list[Heartbeat] = field(default_factory=list)
     subnets: list[Subnet] = field(default_factory=list)
@@ -307,6 +318,88 @@ def _recorded(facts: StoreFacts) -> Iterable[Finding]:
         )
 
 
+# --- BGP: Nodes and their addresses (datastore only) --------------------------------------------
+
+
+def _bgp_ip(text: str) -> str | None:
+    """The address part of a Node's ``ipv4Address``/``ipv6Address`` (canonical), or None."""
+    try:
+        return str(ipaddress.ip_interface(text).ip) if text else None
+    except ValueError:
+        return None
+
+
+def bgp_findings(facts: StoreFacts) -> Iterable[Finding]:
+    """Nodes without a BGP address, BGP addresses used by several Nodes, and endpoints on hosts
+    that have no Node. The last one only when BGP is in use (at least one Node is stored):
+    without a Node the host's BGP daemon has no address, so its VMs are unreachable from
+    other hosts."""
+    if not facts.nodes:
+        return
+    by_address: dict[str, list[NodeFacts]] = defaultdict(list)
+    for node in sorted(facts.nodes, key=lambda n: n.name):
+        addresses = [a for a in (_bgp_ip(node.ipv4_address), _bgp_ip(node.ipv6_address)) if a]
+        if not addresses:
+            yield Finding(
+                "node-without-bgp-address",
+                f"node {node.name}",
+                f"Node {node.name} has no usable BGP address (spec.bgp.ipv4Address and ipv6Address "
+                "are unset or invalid): its BGP daemon cannot peer, so its VMs get no routes from "
+                "other hosts and other hosts none to them",
+                f"set spec.bgp.ipv4Address (CIDR form, e.g. 10.0.0.1/24) on Node {node.name}: "
+                f"`calicoctl get node {node.name} -o yaml`, edit, `calicoctl apply -f`",
+                values={"node": node.name},
+            )
+        for addr in addresses:
+            by_address[addr].append(node)
+    for addr, nodes in sorted(by_address.items()):
+        if len(nodes) > 1:
+            names = [n.name for n in nodes]
+            yield Finding(
+                "duplicate-bgp-address",
+                f"node {names[0]}",
+                f"BGP address {addr} is used by {len(names)} Nodes: {', '.join(names)}; "
+                "their sessions and router ids collide and their routes overwrite each other",
+                "give each Node its own spec.bgp address (the host's address on the fabric)",
+                values={"address": addr, "nodes": names},
+            )
+    known = {n.name for n in facts.nodes}
+    by_host: dict[str, list[Endpoint]] = defaultdict(list)
+    for ep in facts.endpoints:
+        if ep.node and ep.node not in known:
+            by_host[ep.node].append(ep)
+    for host, eps in sorted(by_host.items()):
+        yield Finding(
+            "endpoints-without-node",
+            f"host {host}",
+            f"{len(eps)} workload endpoint(s) are on host {host} (e.g. {eps[0].namespace}/"
+            f"{eps[0].name}), which has no Node resource: with BGP in use, no host announces "
+            "routes to these VMs",
+            f"create Node {host} with spec.bgp.ipv4Address set to {host}'s fabric address "
+            "(`calicoctl apply -f node.yaml`)",
+            values={"host": host, "endpoints": [f"{e.namespace}/{e.name}" for e in eps[:10]]},
+        )
+
+
+def collect_nodes(store: Datastore) -> list[NodeFacts]:
+    """Every stored Node's name and BGP addresses (values that are not JSON objects are skipped)."""
+    out = []
+    for kv in store.list(NODE_PREFIX).items:
+        parsed = keys.parse_resource_key(kv.key)
+        doc = _json(kv.value)
+        if parsed is None or parsed[1] is not None or not isinstance(doc, dict):
+            continue
+        spec = doc.get("spec")
+        bgp = spec.get("bgp") if isinstance(spec, dict) else None
+        bgp = bgp if isinstance(bgp, dict) else {}
+        out.append(
+            NodeFacts(
+                parsed[2], str(bgp.get("ipv4Address") or ""), str(bgp.get("ipv6Address") or "")
+            )
+        )
+    return out
+
+
 def diagnose(facts: StoreFacts) -> list[Finding]:
     """Every finding for the facts, in a stable order (pure)."""
     out: list[Finding] = []
@@ -316,6 +409,7 @@ def diagnose(facts: StoreFacts) -> list[Finding]:
         _check_heartbeats,
         _check_subnets,
         _check_size,
+        bgp_findings,
         _recorded,
     ):
         out.extend(check(facts))
@@ -340,6 +434,7 @@ def collect(store: Datastore) -> StoreFacts:
         _plural, ns, name = parsed
         node = str((doc.get("spec") or {}).get("node", ""))
         facts.endpoints.append(Endpoint(ns or "", name, node))
+    facts.nodes = collect_nodes(store)
     for kv in store.list(NP_PREFIX).items:
         parsed = keys.parse_resource_key(kv.key)
         if parsed is not None and parsed[1]:

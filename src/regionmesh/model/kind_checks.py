@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from regionmesh.model import bgp_checks
 from regionmesh.model.cluster_config import FelixConfiguration
 from regionmesh.model.defaults import RESERVED_TIERS
 from regionmesh.model.endpoints import (
@@ -259,6 +260,9 @@ KIND_CHECKS: dict[str, Callable[[KindProblems, Any], None]] = {
     "host_endpoint": KindProblems.host_endpoint,
     "network_set": KindProblems.network_set,
     "felix_configuration": KindProblems.felix_configuration,
+    "node": bgp_checks.check_node,
+    "bgp_configuration": bgp_checks.check_bgp_configuration,
+    "bgp_peer": bgp_checks.check_bgp_peer,
     "name_only": KindProblems.name_only,
 }
 """``KindInfo.checks`` → the method that checks a resource of that kind."""

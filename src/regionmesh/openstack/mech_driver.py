@@ -50,7 +50,13 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from regionmesh.datastore import Datastore, open_datastore
-from regionmesh.errors import ConfigError, RegionmeshError, TranslationError
+from regionmesh.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    PermissionDenied,
+    RegionmeshError,
+    TranslationError,
+)
 from regionmesh.openstack import neutron_db, resync, translate
 from regionmesh.openstack.calico_options import CalicoOptions, datastore_url, load_options
 from regionmesh.openstack.compaction import Compactor
@@ -183,6 +189,13 @@ class RegionmeshWorker(n_worker.BaseWorker):
         writer = RegionWriter(self._store(), self._shared.opts.openstack_region)
         try:
             writer.ensure_cluster_config()
+        except PermissionDenied as exc:
+            LOG.error(
+                "regionmesh: FelixConfiguration/ClusterInformation 'default' lack the OpenStack "
+                "settings and this region may not write them (%s); the operator sets them once "
+                "with 'regionmesh etcd-auth apply'",
+                exc,
+            )
         except RegionmeshError as exc:
             LOG.error("regionmesh: cannot update FelixConfiguration/ClusterInformation: %s", exc)
         result = resync.resync(writer, source)
@@ -263,6 +276,7 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         except ConfigError as exc:
             LOG.critical("regionmesh: %s", exc)
             raise SystemExit(f"regionmesh mechanism driver: {exc}") from exc
+        self._check_credentials()
         if opts.openstack_region is None:
             self._refuse_unregioned_in_multiregion_store()
             LOG.warning(
@@ -280,6 +294,17 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         registry.subscribe(
             self._check_security_group_rule, resources.SECURITY_GROUP_RULE, events.PRECOMMIT_CREATE
         )
+
+    def _check_credentials(self) -> None:
+        """Refuse to start when etcd rejects the configured user or password (a wrong password
+        is a start-up error, not an error on every later write); an unreachable etcd is not."""
+        try:
+            self.shared.writer().ds.current_revision()
+        except AuthenticationFailed as exc:
+            LOG.critical("regionmesh: %s", exc)
+            raise SystemExit(f"regionmesh mechanism driver: {exc}") from exc
+        except RegionmeshError as exc:
+            LOG.warning("regionmesh: cannot reach the datastore at start-up: %s", exc)
 
     def _refuse_unregioned_in_multiregion_store(self) -> None:
         """Without a region, stop when the store already holds regions' data (§1.4 hazard)."""
@@ -430,6 +455,9 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
     def _guarded(fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
+        except PermissionDenied as exc:  # a role problem, not a bug: one line, no traceback
+            LOG.error("regionmesh: datastore write of %s refused: %s", args[0], exc)
+            return None
         except RegionmeshError:
             LOG.exception("regionmesh: datastore write failed (%s); resync will repair it", args[0])
             return None

@@ -37,9 +37,9 @@ from regionmesh.model.regions import REGION_NAMESPACE_PREFIX, region_namespace, 
 from regionmesh.openstack import translate
 
 MAX_CAS_ATTEMPTS = 5
-REGIONMESH_PREFIX = "/calico/regionmesh/v1/"
-SUBNET_REGISTRY_PREFIX = REGIONMESH_PREFIX + "subnets/"
-FINDINGS_PREFIX = REGIONMESH_PREFIX + "findings/"
+REGIONMESH_PREFIX = keys.REGIONMESH_PREFIX
+SUBNET_REGISTRY_PREFIX = keys.SUBNET_REGISTRY_PREFIX
+FINDINGS_PREFIX = keys.FINDINGS_PREFIX
 _REGION_STRING_PREFIX = "region-"
 
 
@@ -233,7 +233,7 @@ class RegionWriter:
 
     def subnet_registry_key(self, subnet_id: str) -> str:
         """``/calico/regionmesh/v1/subnets/<region_string>/<subnet_id>``."""
-        return f"{SUBNET_REGISTRY_PREFIX}{self.region_string}/{subnet_id}"
+        return keys.region_subnet_registry_prefix(self.region) + subnet_id
 
     def claim_subnet(self, subnet_id: str, cidr: str, network_id: str) -> SubnetOverlap | None:
         """Register this region's subnet, unless it overlaps another region's.
@@ -344,7 +344,7 @@ class RegionWriter:
 
     def finding_key(self, kind: str, subject: str) -> str:
         """``/calico/regionmesh/v1/findings/<region_string>/<kind>/<subject>``."""
-        return f"{FINDINGS_PREFIX}{self.region_string}/{kind}/{subject}"
+        return f"{keys.findings_prefix(self.region)}{kind}/{subject}"
 
     def record_finding(self, kind: str, subject: str, message: str, **details: Any) -> None:
         """Write (overwrite) a finding for operators: what, when, and the details."""

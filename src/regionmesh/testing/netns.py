@@ -26,6 +26,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -106,6 +107,8 @@ class Topology:
     namespaces: list[Netns] = field(default_factory=list)
     root_links: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+    """Run by :meth:`close` after the processes stopped, before the namespaces go."""
     grace: float = 5.0
     _links: int = 0
 
@@ -133,6 +136,9 @@ class Topology:
                 p.kill()
                 p.wait(timeout=5)
         self.processes.clear()
+        for fn in reversed(self.on_close):
+            fn()
+        self.on_close.clear()
         for link in self.root_links:
             subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
         self.root_links.clear()
