@@ -16,7 +16,9 @@ Every error the project raises on purpose is a :class:`RegionmeshError`. Foreign
     │   ├── Compacted                a watch asked for a revision that is compacted away
     │   ├── PermissionDenied         the store's access control refused this user this key/range
     │   ├── AuthenticationFailed     the store refused the credentials (wrong user or password)
+    │   ├── QuotaExceeded            the store's space quota is exhausted (etcd NOSPACE alarm)
     │   └── DatastoreUnavailable     cannot reach / open the store (retryable)
+    │       └── OutcomeUnknown       a write got no answer and re-reading could not settle it
     ├── DataplaneError               the kernel refused a transaction (nft/netlink)
     └── DataplaneContractError       dataplane messages arrived out of the documented order
 
@@ -138,6 +140,18 @@ class AuthenticationFailed(DatastoreError):
 
 class DatastoreUnavailable(DatastoreError):
     """The store cannot be reached or opened; callers may retry with backoff."""
+
+
+class OutcomeUnknown(DatastoreUnavailable):
+    """A write was sent but no answer came (timeout, dropped connection): it may have applied.
+
+    Raised only after the backend re-read the key and could not settle the outcome; callers
+    must re-read before writing again (a compare-and-swap retry is always safe).
+    """
+
+
+class QuotaExceeded(DatastoreError):
+    """The store refused a write because its space quota is exhausted (etcd's NOSPACE alarm)."""
 
 
 class DataplaneError(RegionmeshError):

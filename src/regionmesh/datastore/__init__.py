@@ -55,7 +55,7 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
         assert config.path is not None
         return SqliteDatastore(config.path, group=config.sqlite_group)
     # the etcd client (requests, etcd3gw) loads only when an etcd store is opened
-    from regionmesh.datastore.etcd import EtcdDatastore  # noqa: PLC0415
+    from regionmesh.datastore.etcd import DEFAULT_TIMEOUT, EtcdDatastore  # noqa: PLC0415
 
     return EtcdDatastore(
         config.endpoints,
@@ -64,4 +64,5 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
         key_file=config.key_file,
         username=config.username,
         password=config.password,
+        timeout=config.timeout or DEFAULT_TIMEOUT,
     )

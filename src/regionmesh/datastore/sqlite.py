@@ -50,7 +50,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from regionmesh.datastore.api import EventType, KeyValue, ListResult, WatchEvent
@@ -477,6 +477,27 @@ class SqliteDatastore:
             if rev % AUTO_COMPACT_EVERY == 0:
                 self._maybe_auto_compact(conn, rev)
             return rev
+
+        return self._write(body)
+
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
+        """Create each key only if absent, all in one transaction; its revision, or None."""
+        pairs = [(key.encode(), value) for key, value in items]
+
+        def body(conn: sqlite3.Connection) -> builtins.list[int | None]:
+            out: builtins.list[int | None] = []
+            exists = "SELECT 1 FROM kv WHERE key = ?"
+            for k, value in pairs:
+                if conn.execute(exists, (k,)).fetchone() is not None:
+                    out.append(None)
+                    continue
+                rev = conn.execute(_LOG, (k, _PUT, value, None)).lastrowid
+                assert rev is not None
+                conn.execute(_CREATE, (k, value, rev, rev, 0))
+                out.append(rev)
+                if rev % AUTO_COMPACT_EVERY == 0:
+                    self._maybe_auto_compact(conn, rev)
+            return out
 
         return self._write(body)
 
