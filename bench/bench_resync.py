@@ -10,8 +10,8 @@ For each size N it starts from an empty etcd (started here, data on /dev/shm) an
   translation, re-read of each missing object, one create-only txn per key);
 * **steady resync**: run again, everything is correct (one list per kind, no writes).
 
-Neutron's side is the ``resync.NeutronSource`` interface fed with in-memory records
-(:class:`regionmesh.openstack.resync.MemoryNeutron`): the same interface the real
+Neutron's side is the ``reader.NeutronReader`` protocol fed with in-memory records
+(:class:`regionmesh.openstack.reader.MemoryNeutron`): the same protocol the real
 ``neutron_db.NeutronDbSource`` implements, but without a Neutron database, so 10k ports need
 no DevStack. The numbers therefore measure regionmesh's compare/translate/etcd path only, not
 Neutron's SQL; networking-calico's published figures (PR #13670: ~21 ms/port cold,
@@ -29,7 +29,8 @@ import time
 
 from regionmesh.datastore.etcd import EtcdDatastore
 from regionmesh.openstack import translate as t
-from regionmesh.openstack.resync import MemoryNeutron, resync
+from regionmesh.openstack.reader import MemoryNeutron
+from regionmesh.openstack.resync import resync
 from regionmesh.openstack.writer import RegionWriter
 from regionmesh.testing.etcd_server import running_etcd
 

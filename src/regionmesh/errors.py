@@ -1,14 +1,15 @@
 """The one exception tree of regionmesh.
 
 Every error the project raises on purpose is a :class:`RegionmeshError`. Foreign exceptions
-(etcd client, sqlite, nft, Neutron) are translated at the boundary module that meets them, with
-``raise ... from exc``. The tree::
+(etcd client, sqlite, nft, Neutron/oslo) are translated at the boundary module that meets them,
+with ``raise ... from exc``. The tree::
 
     RegionmeshError
     ├── ConfigError                  bad configuration (option, value and rule are named)
     ├── ValidationError              a resource failed decoding/validation (field errors inside)
-    │   └── DocumentError            a whole input document/file failed (several ValidationErrors)
-    ├── SelectorSyntaxError          (also a ValueError) an invalid selector, with its column
+    │   └── TranslationError         a Neutron object cannot be translated faithfully
+    ├── SelectorError                (also a ValueError) an invalid selector, with its column
+    ├── NeutronUnavailable           Neutron's plugin or database failed a read
     ├── DatastoreError               anything the datastore refuses or cannot do
     │   ├── NotFound                 key/resource does not exist
     │   ├── AlreadyExists            create-only-if-absent found a key
@@ -76,18 +77,7 @@ class ValidationError(RegionmeshError):
         return "\n".join(lines)
 
 
-class DocumentError(ValidationError):
-    """One or more input documents are invalid; ``errors`` holds one ValidationError each."""
-
-    def __init__(self, errors: list[ValidationError]) -> None:
-        self.errors = list(errors)
-        fields = [f for e in errors for f in e.fields]
-        RegionmeshError.__init__(self, "\n".join(str(e) for e in errors))
-        self.fields = fields
-        self.where = ""
-
-
-class SelectorSyntaxError(RegionmeshError, ValueError):
+class SelectorError(RegionmeshError, ValueError):
     """A selector does not parse. ``column`` is the 0-based offset of the problem."""
 
     def __init__(self, message: str, text: str, column: int) -> None:
@@ -95,6 +85,11 @@ class SelectorSyntaxError(RegionmeshError, ValueError):
         self.text = text
         self.column = column
         super().__init__(f"invalid selector {text!r} at column {column}: {message}")
+
+
+class NeutronUnavailable(RegionmeshError):
+    """Neutron (its ML2 plugin or its database) failed a read regionmesh made; the message
+    names what was read and the original error is chained. Resync reports it and stops."""
 
 
 class DatastoreError(RegionmeshError):

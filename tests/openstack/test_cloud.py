@@ -20,7 +20,8 @@ from regionmesh.examples import CLOUD as CLOUD_NAME
 from regionmesh.examples import example_path
 from regionmesh.openstack import cloud as c
 from regionmesh.openstack import translate as t
-from regionmesh.openstack.resync import MemoryNeutron, resync
+from regionmesh.openstack.reader import MemoryNeutron
+from regionmesh.openstack.resync import resync
 from regionmesh.openstack.writer import RegionWriter
 from regionmesh.testing.etcd_server import EtcdServer
 

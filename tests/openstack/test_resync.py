@@ -11,7 +11,8 @@ import pytest
 from regionmesh.datastore import Datastore, open_datastore
 from regionmesh.datastore import keys as dskeys
 from regionmesh.openstack import translate as t
-from regionmesh.openstack.resync import MemoryNeutron, Scope, resync
+from regionmesh.openstack.reader import MemoryNeutron
+from regionmesh.openstack.resync import Scope, resync
 from regionmesh.openstack.writer import RegionWriter
 from regionmesh.testing.etcd_server import EtcdServer
 

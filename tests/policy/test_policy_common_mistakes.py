@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from tests.policy.builders import ALLOW, DENY, R1, R2, gnp, hep, netset, np, rule, wep
 
-from regionmesh.errors import SelectorSyntaxError
+from regionmesh.errors import SelectorError
 from regionmesh.model import NetworkPolicy, Resource, WorkloadEndpoint, validation
 from regionmesh.policy import Direction, Flow, Snapshot, evaluate_endpoint, policy_selector
 
@@ -42,7 +42,7 @@ def test_item1_2_missing_label_semantics_decide_policy_selection(
 
 
 def test_item2_invalid_selector_text_is_an_error_not_a_silent_match() -> None:
-    with pytest.raises(SelectorSyntaxError):
+    with pytest.raises(SelectorError):
         policy_selector(gnp("g", "has (app)"))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import regionmesh.selector
-from regionmesh.errors import SelectorSyntaxError
+from regionmesh import errors
 
 
 def test_public_names() -> None:
@@ -21,5 +21,5 @@ def test_public_names() -> None:
     )
     for name in regionmesh.selector.__all__:
         assert hasattr(regionmesh.selector, name), name
-    assert regionmesh.selector.SelectorError is SelectorSyntaxError
+    assert regionmesh.selector.SelectorError is errors.SelectorError
     assert issubclass(regionmesh.selector.SelectorError, ValueError)

@@ -58,6 +58,7 @@ from regionmesh.errors import ConfigError, DataplaneError, DatastoreError, Regio
 from regionmesh.model import (
     ClusterInformation,
     FelixConfiguration,
+    kind_info,
 )
 
 LOG = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def felix_configuration_sources(
     """FelixConfiguration ``default`` and ``node.<hostname>`` as raw sources (lowest first)."""
     out: list[tuple[str, dict[str, str]]] = []
     for name in ("default", f"node.{hostname}"):
-        kv = store.get(keys.resource_key("felixconfigurations", name))
+        kv = store.get(keys.resource_key(kind_info(FelixConfiguration.KIND).plural, name))
         if kv is None:
             continue
         resource = decode_value(FELIX_CONFIG_KIND, kv.key, kv.value, kv.mod_revision)
@@ -374,6 +375,15 @@ class Agent:
 
     def apply(self, now: float | None = None) -> bool:
         """Flush the graph into the dataplane and apply; False (logged) if the kernel refused."""
+        try:
+            return self.apply_or_raise(now)
+        except DataplaneError:
+            return False
+
+    def apply_or_raise(self, now: float | None = None) -> bool:
+        """:meth:`apply`, but the kernel's DataplaneError (logged, retry scheduled) propagates
+        so a caller that must succeed (``--once``) chains the real cause. False when not in
+        sync or the cluster is not ready (nothing to program yet)."""
         now = self.clock() if now is None else now
         if not self.in_sync or self.cluster_ready is False:
             return False
@@ -389,7 +399,7 @@ class Agent:
                 "Dataplane apply failed (retrying in %.1fs): %s", self._apply_backoff.current, exc
             )
             self._dirty = True
-            return False
+            raise
         self.stats.last_apply_seconds = time.monotonic() - started
         self.stats.applies += 1
         if messages or self.stats.applies == 1:
@@ -452,18 +462,25 @@ class Agent:
         self._feed(updates)
         self._mark_in_sync()
         if self.cluster_ready is False:
-            raise DatastoreError(
+            raise ConfigError(
                 "ClusterInformation default has datastoreReady: false; not programming"
             )
-        if not self.apply():
-            raise DataplaneError("the dataplane apply failed (see the log)")
+        try:
+            applied = self.apply_or_raise()
+        except DataplaneError as exc:
+            raise DataplaneError(f"the dataplane apply failed: {exc}") from exc
+        if not applied:
+            raise RegionmeshError("the datastore is not in sync; nothing was programmed")
 
     def run_once(self) -> None:
         """``--once``: sync, program, write the heartbeat and endpoint statuses, return."""
         try:
             self.sync_once()
-            if self.heartbeat.next_due is not None and not self.heartbeat.report():
-                raise DatastoreError("could not write the status report")
+            if self.heartbeat.next_due is not None:
+                try:
+                    self.heartbeat.write()
+                except DatastoreError as exc:
+                    raise DatastoreError(f"could not write the status report: {exc}") from exc
             if self.endpoint_status is not None:
                 self.endpoint_status.delay = 0.0
                 self.endpoint_status.step()

@@ -25,10 +25,10 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
+from regionmesh.datastore.resource_client import timestamp_now
 from regionmesh.errors import DatastoreError, NotFound
 
 LOG = logging.getLogger(__name__)
@@ -39,14 +39,9 @@ FIRST_REPORT_DELAY = 0.0
 ENDPOINT_RESYNC_FACTOR = 180
 
 
-def rfc3339_now() -> str:
-    """The current UTC time as Felix writes it (``2026-11-22T18:00:49Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def heartbeat_value(uptime: float, first_update: bool, now: str | None = None) -> bytes:
     """The JSON of one heartbeat, fields in Felix's order, compact like Go's encoder."""
-    doc = {"time": now or rfc3339_now(), "uptime": uptime, "first_update": first_update}
+    doc = {"time": now or timestamp_now(), "uptime": uptime, "first_update": first_update}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -90,16 +85,25 @@ class HeartbeatReporter:
 
     def report(self, now: float | None = None) -> bool:
         """Write both keys once; False (logged) when the datastore refused or is away."""
+        try:
+            self.write(now)
+        except DatastoreError as exc:
+            LOG.warning("Status report to %s failed: %s", self.status_key, exc)
+            return False
+        return True
+
+    def write(self, now: float | None = None) -> None:
+        """Write both keys once; the DatastoreError (counted in ``failures``) propagates, so a
+        caller that must succeed (``--once``) reports the real cause."""
         now = self.clock() if now is None else now
         value = heartbeat_value(round(now - self.start, 3), self.first_update)
         try:
             lease = self.store.grant_lease(max(1, math.ceil(self.ttl))) if self.ttl > 0 else 0
             self.store.put(self.status_key, value, lease=lease)
             self.store.put(self.last_key, value)
-        except DatastoreError as exc:
+        except DatastoreError:
             self.failures += 1
-            LOG.warning("Status report to %s failed: %s", self.status_key, exc)
-            return False
+            raise
         old, self._lease = self._lease, lease
         if old and old != lease:
             try:
@@ -108,7 +112,6 @@ class HeartbeatReporter:
                 pass  # expired already, or etcd is away: it expires on its own
         self.first_update = False
         self.reports += 1
-        return True
 
     def seconds_until_due(self, now: float | None = None) -> float | None:
         """How long until the next report is due (None: reporting is off)."""

@@ -140,7 +140,7 @@ class ResourceSyncer:
             self.compactions += 1
             LOG.warning("Watch compacted (%s): re-listing", exc)
             return self.resync()
-        except Exception:
+        except BaseException:  # close the broken watch, whatever ended it; the caller re-lists
             self.close()
             raise
         return self._apply_events(batch)

@@ -90,10 +90,8 @@ def resync_cmd(
             list(config_files) or ["/etc/neutron/neutron.conf"]
         )
         opts = os_config.load_options()
-    except RegionmeshError as exc:
+    except RegionmeshError as exc:  # open_neutron translates oslo/Neutron start-up failures
         fail(f"resync: {exc}")
-    except (SystemExit, Exception) as exc:  # oslo.config / Neutron start-up failures
-        fail(f"resync: cannot load Neutron's configuration and plugin: {exc}")
     if region and opts.openstack_region and region != opts.openstack_region:
         fail(
             f"resync: --region {region} does not match [calico] openstack_region = "

@@ -1182,8 +1182,11 @@ class EtcdWatch:
 
 
 def _shutdown(resp: requests.Response) -> None:
-    """Shut the response's socket down so a thread blocked reading it wakes up."""
-    with contextlib.suppress(Exception):
+    """Shut the response's socket down so a thread blocked reading it wakes up.
+
+    Best effort: the socket may be gone already (``OSError``), or urllib3 may no longer hold
+    a file object for it (``AttributeError``/``ValueError`` from ``fileno``)."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
         fd = resp.raw.fileno()
         sock = socket.socket(fileno=os.dup(fd))
         try:

@@ -33,6 +33,12 @@ ROUND_TRIP_CHECK = "round-trip-check"
 REGIONMESH_PREFIX = "/calico/regionmesh/v1/"
 SUBNET_REGISTRY_PREFIX = REGIONMESH_PREFIX + "subnets/"
 FINDINGS_PREFIX = REGIONMESH_PREFIX + "findings/"
+REGION_MISMATCH_FINDING = "region-mismatch"
+"""Finding kind: a host's agent heartbeats under another region than the server's."""
+UNTRANSLATABLE_SG_FINDING = "untranslatable-security-group"
+"""Finding kind: a security group had rules left out (fail closed)."""
+UNTRANSLATABLE_PORT_FINDING = "untranslatable-port"
+"""Finding kind: a port's WorkloadEndpoint was refused by the model and not written."""
 DEFAULT_ORCHESTRATOR = "openstack"
 
 
@@ -211,6 +217,23 @@ def parse_subnet_key(key: str) -> tuple[str | None, str] | None:
 # --- Neutron election ----------------------------------------------------------------------
 
 
+def subnet_registry_key(region: str | None, subnet_id: str) -> str:
+    """regionmesh's cross-region subnet claim:
+    ``/calico/regionmesh/v1/subnets/<region_string>/<subnet_id>``."""
+    return f"{SUBNET_REGISTRY_PREFIX}{region_string(region)}/{_segment(subnet_id, 'subnet id')}"
+
+
+def findings_prefix(region: str | None, kind: str | None = None) -> str:
+    """``/calico/regionmesh/v1/findings/<region_string>/[<kind>/]``."""
+    prefix = f"{FINDINGS_PREFIX}{region_string(region)}/"
+    return prefix + (f"{_segment(kind, 'finding kind')}/" if kind else "")
+
+
+def finding_key(region: str | None, kind: str, subject: str) -> str:
+    """``/calico/regionmesh/v1/findings/<region_string>/<kind>/<subject>``."""
+    return findings_prefix(region, kind) + subject
+
+
 def neutron_election_key(region: str | None) -> str:
     """``/calico/openstack/v2/<region_string>/neutron_election`` (one master per region)."""
     return f"{OPENSTACK_V2_PREFIX}{region_string(region)}/neutron_election"
@@ -240,11 +263,6 @@ def compaction_trigger_key() -> str:
 def region_subnet_registry_prefix(region: str | None) -> str:
     """``/calico/regionmesh/v1/subnets/<region_string>/`` — one region's subnet claims."""
     return f"{SUBNET_REGISTRY_PREFIX}{region_string(region)}/"
-
-
-def findings_prefix(region: str | None) -> str:
-    """``/calico/regionmesh/v1/findings/<region_string>/`` — findings one region records."""
-    return f"{FINDINGS_PREFIX}{region_string(region)}/"
 
 
 def dhcp_region_prefix(region: str | None) -> str:

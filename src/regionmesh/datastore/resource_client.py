@@ -6,6 +6,15 @@ the backend's create-if-absent / compare-on-mod-revision primitives into calicoc
 (create, update, replace, apply, delete, get, list), with calicoctl's error messages. The
 resource's ``metadata.resourceVersion`` is always the key's mod revision.
 
+:meth:`ResourceClient.sync` is the desired-state write that the Neutron side, resync and
+``cloud apply`` share: make a key hold a resource (or be absent) with create-if-absent /
+compare-and-swap on the mod revision and bounded retries, keeping the stored ``uid`` and
+``creationTimestamp`` (networking-calico's ``datamodel_v3.put``), and writing nothing when
+kind, spec, labels and annotations already match. How a resource becomes stored bytes is a
+:class:`StorageLayout` (calicoctl's compact sorted JSON by default; the Neutron side passes
+networking-calico's key order). :func:`sync_json` is the same loop for plain JSON records (the
+DHCP subnet values), and :meth:`ResourceClient.restore_synced` the CAS-safe undo of one sync.
+
 It leaves decoding/validation rules to :mod:`regionmesh.model` (it only calls them) and
 transport details to the backends.
 """
@@ -17,9 +26,11 @@ import contextlib
 import gc
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, KeyValue
@@ -31,15 +42,215 @@ from regionmesh.errors import (
     RevisionConflict,
     ValidationError,
 )
-from regionmesh.model import KINDS, Resource, codec
-from regionmesh.model.kinds import KindInfo
+from regionmesh.model import KINDS, Resource, codec, validation
+from regionmesh.model.kinds import API_VERSION, KindInfo
 
 MAX_REPLACE_ATTEMPTS = 5
+MAX_CAS_ATTEMPTS = 5
 DEFAULT_TIER = "default"
 
+Document = dict[str, Any]
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+def timestamp_now(*, microseconds: bool = False) -> str:
+    """UTC ``YYYY-MM-DDTHH:MM:SSZ``: Calico's ``creationTimestamp`` (networking-calico's
+    ``timestamp_now``) and Felix's heartbeat ``time``; with ``microseconds``,
+    ``…:SS.ffffffZ`` (resync reports)."""
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if microseconds else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.now(UTC).strftime(fmt)
+
+
+def new_uid() -> str:
+    """A fresh ``metadata.uid``."""
+    return str(uuid.uuid4())
+
+
+class SyncOutcome(StrEnum):
+    """What one :meth:`ResourceClient.sync` (or :func:`sync_json`) did to its key."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """The result of one sync: the outcome, the key, what it held before (None: absent) and
+    the mod revision this sync wrote (0 when it wrote nothing or deleted)."""
+
+    outcome: SyncOutcome
+    key: str
+    previous: KeyValue | None
+    revision: int = 0
+
+    @property
+    def wrote(self) -> bool:
+        """True when the sync changed the key."""
+        return self.outcome in (SyncOutcome.CREATED, SyncOutcome.UPDATED, SyncOutcome.DELETED)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageLayout:
+    """How a resource becomes the JSON value stored at its key.
+
+    ``document`` turns a resource into the stored document (``uid``/``creationTimestamp``
+    are then added by :func:`with_server_metadata`); ``dumps`` encodes it.
+    """
+
+    document: Callable[[Resource], Document]
+    dumps: Callable[[Any], bytes]
+
+
+def _compact_json(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+CALICOCTL_LAYOUT = StorageLayout(codec.to_storage, _compact_json)
+"""calicoctl's stored form: :func:`~regionmesh.model.codec.to_storage`, compact, keys sorted."""
+
+
+def load_document(kv: KeyValue | None) -> Document | None:
+    """The JSON object stored in ``kv``; None when absent, corrupt or not an object."""
+    if kv is None:
+        return None
+    try:
+        doc = json.loads(kv.value)
+    except ValueError:
+        return None  # corrupt: a sync overwrites it under CAS
+    return doc if isinstance(doc, dict) else None
+
+
+def with_server_metadata(
+    doc: Mapping[str, Any],
+    existing: Mapping[str, Any] | None,
+    *,
+    new_uid: Callable[[], str] = new_uid,
+    now: Callable[[], str] = timestamp_now,
+) -> Document:
+    """``doc`` with ``uid``/``creationTimestamp`` kept from ``existing`` (or made new), as
+    networking-calico's ``datamodel_v3.put`` does; labels/annotations replace wholesale.
+
+    Metadata keys come out as ``name, namespace, creationTimestamp, uid, <the rest>``."""
+    old_meta: Mapping[str, Any] = (existing or {}).get("metadata") or {}
+    meta = dict(doc["metadata"])
+    meta["creationTimestamp"] = old_meta.get("creationTimestamp") or now()
+    meta["uid"] = old_meta.get("uid") or new_uid()
+    ordered = {k: meta[k] for k in ("name", "namespace") if k in meta}
+    ordered["creationTimestamp"] = meta["creationTimestamp"]
+    ordered["uid"] = meta["uid"]
+    ordered.update({k: v for k, v in meta.items() if k not in ordered})
+    out = dict(doc)
+    out["metadata"] = ordered
+    return out
+
+
+def same_content(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """True when two stored documents agree on spec, labels and annotations."""
+    if a is None or b is None:
+        return a is b
+
+    def part(d: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+        meta = d.get("metadata") or {}
+        return (d.get("spec"), meta.get("labels") or {}, meta.get("annotations") or {})
+
+    return part(a) == part(b)
+
+
+def same_resource(existing: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """True when a stored document already is ``desired``: same kind and apiVersion, and
+    :func:`same_content`. Server metadata (uid, timestamps) does not count."""
+    return (
+        existing is not None
+        and existing.get("kind") == desired.get("kind")
+        and existing.get("apiVersion") == desired.get("apiVersion")
+        and same_content(existing, desired)
+    )
+
+
+class _Unread:
+    """Marker: the caller has not read the key (sync reads it, and retries on a race)."""
+
+
+UNREAD = _Unread()
+Current = KeyValue | None | _Unread
+
+
+def _cas_sync(
+    store: Datastore,
+    key: str,
+    want: Document | None,
+    *,
+    same: Callable[[Document | None, Document], bool],
+    encode: Callable[[Document, Document | None], bytes],
+    current: Current,
+) -> Synced:
+    """The one compare / create-if-absent / CAS / bounded-retry loop.
+
+    With ``current`` given (what the caller read, e.g. in a bulk list) there is one attempt at
+    that revision and AlreadyExists/RevisionConflict/NotFound reach the caller; unread, the
+    key is read and a race is retried up to MAX_CAS_ATTEMPTS times.
+    """
+    attempts = 1 if not isinstance(current, _Unread) else MAX_CAS_ATTEMPTS
+    for _ in range(attempts):
+        kv = store.get(key) if isinstance(current, _Unread) else current
+        try:
+            if want is None:
+                if kv is None:
+                    return Synced(SyncOutcome.ABSENT, key, None)
+                store.delete(key, revision=kv.mod_revision)
+                return Synced(SyncOutcome.DELETED, key, kv)
+            existing = load_document(kv)
+            if kv is not None and same(existing, want):
+                return Synced(SyncOutcome.UNCHANGED, key, kv)
+            value = encode(want, existing)
+            if kv is None:
+                return Synced(SyncOutcome.CREATED, key, None, store.create(key, value))
+            rev = store.update(key, value, revision=kv.mod_revision)
+            return Synced(SyncOutcome.UPDATED, key, kv, rev)
+        except (AlreadyExists, RevisionConflict, NotFound):
+            if not isinstance(current, _Unread):
+                raise
+            continue  # someone else wrote in between: re-read and try again
+    raise RevisionConflict(f"{key}: still changing after {MAX_CAS_ATTEMPTS} attempts")
+
+
+def _plain_json(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def sync_json(
+    store: Datastore,
+    key: str,
+    record: Document | None,
+    *,
+    current: Current = UNREAD,
+    dumps: Callable[[Any], bytes] = _plain_json,
+) -> Synced:
+    """Make ``key`` hold the plain JSON ``record`` (None: be absent), CAS'd as in
+    :meth:`ResourceClient.sync`; unchanged when the stored JSON equals ``record``."""
+    return _cas_sync(
+        store, key, record,
+        same=lambda existing, want: existing == want,
+        encode=lambda want, _existing: dumps(want),
+        current=current,
+    )  # fmt: skip
+
+
+def restore(store: Datastore, synced: Synced) -> None:
+    """Undo one sync CAS-safely: put back what ``synced.key`` held before, at the revision the
+    sync wrote, so a concurrent writer's newer value is never clobbered (RevisionConflict or
+    NotFound then reach the caller). A sync that wrote nothing needs no undo."""
+    if not synced.wrote:
+        return
+    if synced.outcome is SyncOutcome.DELETED:
+        assert synced.previous is not None
+        store.create(synced.key, synced.previous.value)
+    elif synced.previous is None:
+        store.delete(synced.key, revision=synced.revision)
+    else:
+        store.update(synced.key, synced.previous.value, revision=synced.revision)
 
 
 def with_metadata(resource: Resource, **changes: object) -> Resource:
@@ -91,7 +302,7 @@ def default_tier() -> Resource:
     """
     return codec.decode(
         {
-            "apiVersion": "projectcalico.org/v3",
+            "apiVersion": API_VERSION,
             "kind": "Tier",
             "metadata": {"name": DEFAULT_TIER},
             "spec": {"order": 1000000, "defaultAction": "Deny"},
@@ -117,8 +328,18 @@ def write_order(resources: Iterable[Resource]) -> builtins.list[Resource]:
 class ResourceClient:
     """calicoctl-like verbs over any Datastore backend (see module docstring)."""
 
-    def __init__(self, store: Datastore) -> None:
+    def __init__(
+        self,
+        store: Datastore,
+        *,
+        layout: StorageLayout = CALICOCTL_LAYOUT,
+        now: Callable[[], str] = timestamp_now,
+        new_uid: Callable[[], str] = new_uid,
+    ) -> None:
         self.store = store
+        self.layout = layout
+        self.now = now
+        self.new_uid = new_uid
 
     # -- keys -----------------------------------------------------------------------------
     @staticmethod
@@ -173,9 +394,7 @@ class ResourceClient:
 
     # -- writes ---------------------------------------------------------------------------
     def _encode(self, resource: Resource) -> bytes:
-        return json.dumps(
-            codec.to_storage(resource), separators=(",", ":"), sort_keys=True
-        ).encode()
+        return _compact_json(codec.to_storage(resource))
 
     def _check_tier(self, resource: Resource, pending: frozenset[str] = frozenset()) -> None:
         """A policy's tier must exist: in the datastore, or among ``pending`` (the Tiers of the
@@ -203,7 +422,7 @@ class ResourceClient:
         new = with_metadata(
             resource,
             uid=md.uid or str(uuid.uuid4()),
-            creation_timestamp=md.creation_timestamp or _now(),
+            creation_timestamp=md.creation_timestamp or timestamp_now(),
         )
         try:
             rev = self.store.create(self.key_of(new), self._encode(new))
@@ -296,6 +515,42 @@ class ResourceClient:
         except RevisionConflict as exc:
             raise RevisionConflict(f"update conflict: {describe(kind, name, namespace)}") from exc
         return current
+
+    # -- desired state ----------------------------------------------------------------------
+    def sync(self, key: str, resource: Resource | None, *, current: Current = UNREAD) -> Synced:
+        """Make ``key`` hold ``resource`` (None: be absent); see the module docstring.
+
+        The resource is checked with :func:`regionmesh.model.validation.check` before anything
+        is written (ValidationError names it and every bad field). ``current``: see
+        :meth:`sync_document`.
+        """
+        if resource is None:
+            return self.sync_document(key, None, current=current)
+        validation.check(resource)
+        return self.sync_document(key, self.layout.document(resource), current=current)
+
+    def sync_document(self, key: str, doc: Document | None, *, current: Current = UNREAD) -> Synced:
+        """:meth:`sync` for a document already in this client's layout (a merge of a stored
+        object regionmesh does not fully model, or a bulk resync that compared first).
+
+        With ``current`` (the key as the caller read it) there is exactly one CAS attempt at
+        that revision, and a race raises AlreadyExists/RevisionConflict/NotFound; without, the
+        key is read here and a race is retried up to MAX_CAS_ATTEMPTS times.
+        """
+        return _cas_sync(
+            self.store, key, doc, same=same_resource, encode=self.encode_document,
+            current=current,
+        )  # fmt: skip
+
+    def encode_document(self, doc: Document, existing: Document | None) -> bytes:
+        """The bytes :meth:`sync` stores for ``doc`` over ``existing`` (uid/timestamp kept)."""
+        return self.layout.dumps(
+            with_server_metadata(doc, existing, new_uid=self.new_uid, now=self.now)
+        )
+
+    def restore_synced(self, synced: Synced) -> None:
+        """CAS-safe undo of one :meth:`sync` (see :func:`restore`)."""
+        restore(self.store, synced)
 
     def restore(self, resource: Resource, previous: Resource | None) -> None:
         """Undo one write made by this client: delete ``resource`` or put ``previous`` back.

@@ -189,10 +189,17 @@ def _range_args(lo: bytes, hi: bytes | None) -> tuple[bytes, ...]:
 
 @contextlib.contextmanager
 def _translated(path: str) -> Iterator[None]:
+    """SQLite's operational failures (cannot open, locked, disk I/O, full) are an unavailable
+    store; a file that is not a SQLite database is a (non-retryable) DatastoreError. Anything
+    else (ProgrammingError, IntegrityError, ...) is a bug here and keeps its own type."""
     try:
         yield
-    except sqlite3.Error as exc:
+    except sqlite3.OperationalError as exc:
         raise DatastoreUnavailable(f"embedded datastore {path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:
+            raise
+        raise DatastoreError(f"embedded datastore {path} is not usable: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -363,6 +370,8 @@ class SqliteDatastore:
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise DatastoreError(f"embedded datastore {self.path} is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._new_conn()
@@ -376,7 +385,7 @@ class SqliteDatastore:
         """
         now = time.time()
         reap = reap or now >= self._next_reap
-        try:
+        with _translated(self.path):
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -388,8 +397,6 @@ class SqliteDatastore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
-            raise DatastoreUnavailable(f"embedded datastore {self.path}: {exc}") from exc
         self._wakeup.notify()
         return result
 

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from regionmesh.model.endpoints import WorkloadEndpoint, workload_endpoint_name
-from regionmesh.model.meta import Resource
-from regionmesh.model.names import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, TIER_LABEL
+from regionmesh.model.meta import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, Resource
+from regionmesh.model.names import TIER_LABEL
 from regionmesh.model.policy import DEFAULT_TIER, GlobalNetworkPolicy, NetworkPolicy, Tier
 from regionmesh.model.rules import Rule
 

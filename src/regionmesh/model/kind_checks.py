@@ -23,12 +23,11 @@ from regionmesh.model.endpoints import (
     WorkloadEndpointPort,
 )
 from regionmesh.model.felix_params import FELIX_CHECKS
-from regionmesh.model.meta import Resource
+from regionmesh.model.meta import NAMESPACE_LABEL, Resource
 from regionmesh.model.names import (
     DNS_SUBDOMAIN_RE,
     INTERFACE_RE,
     MAC_RE,
-    NAMESPACE_LABEL,
     iana_name_ok,
 )
 from regionmesh.model.policy import (

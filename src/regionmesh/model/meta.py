@@ -16,7 +16,12 @@ from pydantic import Field, field_validator
 from regionmesh.model.base import Model, StrictInt, StrictStr
 from regionmesh.model.kinds import API_VERSION, KindInfo, kind_info
 
-__all__ = ["ObjectMeta", "Resource"]
+__all__ = ["NAMESPACE_LABEL", "ORCHESTRATOR_LABEL", "ObjectMeta", "Resource"]
+
+NAMESPACE_LABEL = "projectcalico.org/namespace"
+"""The label Calico gives every namespaced endpoint: its namespace."""
+ORCHESTRATOR_LABEL = "projectcalico.org/orchestrator"
+"""The label Calico gives every WorkloadEndpoint: its orchestrator."""
 
 
 class ObjectMeta(Model):

@@ -10,6 +10,7 @@ the public entry points are in :mod:`regionmesh.model.validation`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -18,8 +19,6 @@ from regionmesh.model.meta import Resource
 from regionmesh.selector import SelectorError, parse
 
 TIER_LABEL = "projectcalico.org/tier"
-NAMESPACE_LABEL = "projectcalico.org/namespace"
-ORCHESTRATOR_LABEL = "projectcalico.org/orchestrator"
 
 MAX_SELECTOR_LENGTH = 1024
 MAX_RULES_PER_DIRECTION = 1024
@@ -165,6 +164,7 @@ class Problems:
                 self.add(path, text, "global() cannot be combined with other selectors")
 
 
+@functools.lru_cache(maxsize=4096)  # pure; label keys repeat across thousands of endpoints
 def qualified_name_problem(key: str) -> str | None:
     """Kubernetes IsQualifiedName: ``[prefix/]name``; None when valid."""
     parts = key.split("/")

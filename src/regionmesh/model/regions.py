@@ -46,9 +46,21 @@ def validate_region(region: str | None, *, option: str) -> str | None:
     return region
 
 
+REGION_STRING_PREFIX = "region-"
+NO_REGION_STRING = "no-region"
+
+
 def region_string(region: str | None) -> str:
     """``region-<r>``, or ``no-region`` when no region is configured."""
-    return f"region-{region}" if region else "no-region"
+    return f"{REGION_STRING_PREFIX}{region}" if region else NO_REGION_STRING
+
+
+def region_of_region_string(value: str) -> str | None:
+    """The inverse of :func:`region_string`: ``region-one`` → ``one``; ``no-region`` (or any
+    other string) → None."""
+    if value.startswith(REGION_STRING_PREFIX):
+        return value[len(REGION_STRING_PREFIX) :] or None
+    return None
 
 
 def region_namespace(region: str | None) -> str:

@@ -8,6 +8,7 @@ rule part; which resources have rules and how they are walked is
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from regionmesh.model.names import (
@@ -258,6 +259,7 @@ class RuleProblems(Problems):
                 )
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and ip_network objects are immutable
 def parse_cidr(text: str, *, strict: bool) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     if not CIDR_TEXT_RE.match(text):
         return None

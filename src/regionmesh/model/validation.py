@@ -24,8 +24,8 @@ from __future__ import annotations
 from regionmesh.errors import FieldError, ValidationError
 from regionmesh.model.defaults import apply_defaults, default_policy_types
 from regionmesh.model.kind_checks import KindProblems, check_kind
-from regionmesh.model.meta import Resource
-from regionmesh.model.names import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, TIER_LABEL
+from regionmesh.model.meta import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, Resource
+from regionmesh.model.names import TIER_LABEL
 
 __all__ = [
     "NAMESPACE_LABEL",

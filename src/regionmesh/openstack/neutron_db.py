@@ -1,24 +1,33 @@
-"""Read Neutron's database into :mod:`regionmesh.openstack.translate`'s input dataclasses.
+"""Read Neutron's database into :mod:`regionmesh.openstack.records`' input dataclasses.
 
-The only place besides :mod:`regionmesh.openstack.mech_driver` that imports Neutron. Every
-function takes the ML2 core plugin and a Neutron context, re-reads what it needs (ports are
-re-read rather than trusted from the hook's dict, as networking-calico does) and returns
-plain frozen dataclasses. :class:`NeutronDbSource` is the bulk reader resync uses (the
-:class:`regionmesh.openstack.resync.NeutronSource` interface: one query per table, not per
-port); :func:`open_neutron` boots Neutron's config and ML2 plugin outside neutron-server (the
-``regionmesh resync`` CLI). Translating, writing and deciding belong to the callers.
+With :mod:`~regionmesh.openstack.mech_driver` and :mod:`~regionmesh.openstack.worker`, the
+only place that imports Neutron, and the boundary where Neutron's, oslo's and the database's
+exceptions become regionmesh's: :class:`~regionmesh.errors.NeutronUnavailable` (the DB or
+plugin failed a read) and :class:`~regionmesh.errors.ConfigError` (Neutron's configuration or
+plugin cannot be loaded), always ``from`` the original. Every function takes the ML2 core
+plugin and a Neutron context, re-reads what it needs (ports are re-read rather than trusted
+from the hook's dict, as networking-calico does) and returns plain frozen dataclasses.
+:class:`NeutronDbSource` implements :class:`~regionmesh.openstack.reader.NeutronReader` (bulk:
+one query per table, not per port; and the one-port re-read); :func:`open_neutron` boots
+Neutron's config and ML2 plugin outside neutron-server (the ``regionmesh resync`` CLI).
+Translating, writing and deciding belong to the callers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import sqlalchemy.exc
 from neutron.db.models import l3 as l3_models
 from neutron_lib import exceptions as n_exc
 from neutron_lib.db import api as db_api
+from oslo_config import cfg
+from oslo_db import exception as db_exc
 
-from regionmesh.openstack.translate import (
+from regionmesh.errors import ConfigError, NeutronUnavailable
+from regionmesh.openstack.records import (
     FixedIP,
     FloatingIP,
     HostRoute,
@@ -28,6 +37,17 @@ from regionmesh.openstack.translate import (
     NeutronSubnet,
     SecurityGroupRef,
 )
+
+_NEUTRON_ERRORS = (n_exc.NeutronException, db_exc.DBError, sqlalchemy.exc.SQLAlchemyError)
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn Neutron, oslo.db and SQLAlchemy errors into NeutronUnavailable naming ``what``."""
+    try:
+        yield
+    except _NEUTRON_ERRORS as exc:
+        raise NeutronUnavailable(f"cannot read {what} from Neutron: {exc}") from exc
 
 
 def port_from_dict(
@@ -182,16 +202,18 @@ def subnet_from_dict(subnet: Mapping[str, Any]) -> NeutronSubnet:
 
 
 class NeutronDbSource:
-    """Bulk reads for resync (the ``resync.NeutronSource`` interface) over the ML2 plugin.
+    """A :class:`~regionmesh.openstack.reader.NeutronReader` over the ML2 plugin (bulk reads for
+    resync, one-port re-reads for the hooks).
 
     Ports come with their gateways, SG names, floating IPs and network names from one query
     per table (networking-calico's ``_prefetch_bulk_port_data``). Reads are not wrapped in an
     outer transaction, so Neutron's own retry decorators keep working.
     """
 
-    def __init__(self, plugin: Any, context: Any) -> None:
+    def __init__(self, plugin: Any, context: Any, *, sg_context: Any = None) -> None:
         self.plugin = plugin
         self.context = context
+        self.sg_context = context if sg_context is None else sg_context
 
     def ports(
         self,
@@ -207,15 +229,17 @@ class NeutronDbSource:
             filters["network_id"] = list(network_ids)
         if subnet_ids is not None:
             filters["fixed_ips"] = {"subnet_id": list(subnet_ids)}
-        ports = [
-            p
-            for p in self.plugin.get_ports(self.context, filters=filters or None)
-            if (p.get("device_owner") or "").startswith(("compute:", "kuryr:container"))
-        ]
-        return self._complete(ports)
+        with translated("ports"):
+            ports = [
+                p
+                for p in self.plugin.get_ports(self.context, filters=filters or None)
+                if (p.get("device_owner") or "").startswith(("compute:", "kuryr:container"))
+            ]
+            return self._complete(ports)
 
     def port(self, port_id: str) -> NeutronPort | None:
-        return read_port(self.plugin, self.context, port_id)
+        with translated(f"port {port_id}"):
+            return read_port(self.plugin, self.context, port_id)
 
     def _complete(self, ports: Sequence[Mapping[str, Any]]) -> list[NeutronPort]:
         if not ports:
@@ -265,18 +289,25 @@ class NeutronDbSource:
     def security_groups(
         self, ids: Collection[str] | None = None
     ) -> list[tuple[NeutronSecurityGroup, dict[str, list[str]]]]:
+        with translated("security groups"):
+            return self._security_groups(ids)
+
+    def _security_groups(
+        self, ids: Collection[str] | None
+    ) -> list[tuple[NeutronSecurityGroup, dict[str, list[str]]]]:
+        ctx = self.sg_context
         filters = None if ids is None else {"id": list(ids)}
-        sgs = self.plugin.get_security_groups(self.context, filters=filters, default_sg=True)
+        sgs = self.plugin.get_security_groups(ctx, filters=filters, default_sg=True)
         if not sgs:
             return []
         rules = self.plugin.get_security_group_rules(
-            self.context, filters={"security_group_id": [sg["id"] for sg in sgs]}
+            ctx, filters={"security_group_id": [sg["id"] for sg in sgs]}
         )
         by_sg: dict[str, list[NeutronRule]] = {}
         for rule in sorted(rules, key=lambda r: r.get("id") or ""):
             by_sg.setdefault(rule["security_group_id"], []).append(rule_from_dict(rule))
         all_rules = [r for rs in by_sg.values() for r in rs]
-        groups = read_address_groups(self.plugin, self.context, all_rules)
+        groups = read_address_groups(self.plugin, ctx, all_rules)
         out = []
         for sg in sgs:
             sg_rules = tuple(by_sg.get(sg["id"], ()))
@@ -297,15 +328,22 @@ class NeutronDbSource:
             filters["id"] = list(ids)
         if network_ids is not None:
             filters["network_id"] = list(network_ids)
-        return [
-            subnet_from_dict(s)
-            for s in self.plugin.get_subnets(self.context, filters=filters or None)
-        ]
+        with translated("subnets"):
+            return [
+                subnet_from_dict(s)
+                for s in self.plugin.get_subnets(self.context, filters=filters or None)
+            ]
 
 
 def open_neutron(config_files: Sequence[str]) -> tuple[Any, Any]:
     """Load Neutron's configuration and ML2 plugin in this process (outside neutron-server);
-    returns ``(plugin, admin_context)``. The ``[calico]`` options are then in ``cfg.CONF``."""
+    returns ``(plugin, admin_context)``. The ``[calico]`` options are then in ``cfg.CONF``.
+
+    Every start-up failure becomes a :class:`~regionmesh.errors.ConfigError` naming the
+    config files: oslo.config errors, Neutron's plugin loading (ImportError, a driver's
+    ``SystemExit`` such as regionmesh's own refusal of a bad ``[calico]`` section) and Neutron
+    exceptions. A bug elsewhere keeps its traceback.
+    """
     from neutron import manager
     from neutron.common import config as common_config
     from neutron.db.migration.models import head  # noqa: F401  every model, as the server has
@@ -316,9 +354,16 @@ def open_neutron(config_files: Sequence[str]) -> tuple[Any, Any]:
     args: list[str] = []
     for path in config_files:
         args += ["--config-file", path]
-    common_config.register_common_config_options()
-    common_config.init(args)
-    common_config.set_config_defaults()
-    manager.init()
-    model_base.BASEV2.registry.configure()  # makes backrefs such as Port.port_forwardings
-    return directory.get_plugin(), n_context.get_admin_context()
+    where = ", ".join(config_files)
+    try:
+        common_config.register_common_config_options()
+        common_config.init(args)
+        common_config.set_config_defaults()
+        manager.init()
+        model_base.BASEV2.registry.configure()  # makes backrefs such as Port.port_forwardings
+        return directory.get_plugin(), n_context.get_admin_context()
+    except (cfg.Error, ImportError, SystemExit, *_NEUTRON_ERRORS) as exc:
+        detail = exc.code if isinstance(exc, SystemExit) else exc
+        raise ConfigError(
+            f"cannot load Neutron's configuration and ML2 plugin from {where}: {detail}"
+        ) from exc

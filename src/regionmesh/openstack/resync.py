@@ -6,7 +6,7 @@ never touched) and ``endpoints`` (WorkloadEndpoints). Each phase
 
 1. reads the datastore FIRST (one prefix list at one revision, under this region's own
    namespace / subnet directory only),
-2. then Neutron, in bulk (through a :class:`NeutronSource`),
+2. then Neutron, in bulk (through a :class:`~regionmesh.openstack.reader.NeutronReader`),
 3. compares by name and repairs with compare-and-swap: only-in-Neutron → re-read that object
    and create-only-if-absent; different → update at the mod revision read in step 1;
    only-in-datastore → delete at that revision. A failed CAS means another writer moved the
@@ -18,22 +18,34 @@ the legacy-data deletes of networking-calico are deliberately not done. ``dry_ru
 the same plan and writes nothing. The :class:`ResyncResult` carries per-phase counts
 (created/updated/deleted/correct/conflicts/errors), timings and the list of changes.
 
-Where Neutron data comes from is behind :class:`NeutronSource`: the real database in
-:mod:`regionmesh.openstack.neutron_db` (``NeutronDbSource``), or :class:`MemoryNeutron`, fed
-with in-memory records (tests, benchmarks). This module imports neither Neutron nor oslo.
+Where Neutron data comes from is behind :class:`~regionmesh.openstack.reader.NeutronReader`:
+the real database in :mod:`regionmesh.openstack.neutron_db` (``NeutronDbSource``), or
+:class:`~regionmesh.openstack.reader.MemoryNeutron`, fed with in-memory records (tests,
+benchmarks). Every repair goes through the one write path,
+:meth:`ResourceClient.sync_document <regionmesh.datastore.resource_client.ResourceClient.sync_document>`
+/ :meth:`~regionmesh.datastore.resource_client.ResourceClient.sync` with the revision read in
+step 1 (and :func:`~regionmesh.datastore.resource_client.sync_json` for the DHCP records): what is
+created or updated is first decoded and validated by the model, so a translation Calico would
+refuse is counted as an error and not written (the bytes written are the compared document's,
+identical to the typed resource's layout). Comparing (step 3) works on the documents, so
+a steady resync builds no model objects. This module imports neither Neutron nor oslo.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
+import logging
 import time
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from regionmesh.datastore.api import KeyValue
+from regionmesh.datastore.resource_client import (
+    load_document,
+    same_resource,
+    sync_json,
+    timestamp_now,
+)
 from regionmesh.errors import (
     AlreadyExists,
     NotFound,
@@ -41,203 +53,26 @@ from regionmesh.errors import (
     RevisionConflict,
     TranslationError,
 )
-from regionmesh.openstack import translate
-from regionmesh.openstack.translate import (
-    NeutronPort,
-    NeutronSecurityGroup,
-    NeutronSubnet,
-)
+from regionmesh.model import Resource
+from regionmesh.openstack import endpoints, security_groups, subnets
+from regionmesh.openstack.reader import NeutronReader, SecurityGroupData
+from regionmesh.openstack.records import NeutronPort
+from regionmesh.openstack.resync_result import Change, PhaseResult, ResyncResult, Scope
 from regionmesh.openstack.writer import RegionWriter
+
+__all__ = [
+    "ENDPOINTS", "PHASES", "POLICIES", "SUBNETS", "Change", "PhaseResult", "Progress",
+    "ResyncResult", "Scope", "phases_for", "resync",
+]  # fmt: skip
+
+LOG = logging.getLogger(__name__)
 
 SUBNETS, POLICIES, ENDPOINTS = "subnets", "policies", "endpoints"
 PHASES = (SUBNETS, POLICIES, ENDPOINTS)
 Progress = Callable[[str, int, int], None]
-SecurityGroupData = tuple[NeutronSecurityGroup, dict[str, list[str]]]
-
-
-# ---------------------------------------------------------------------------- Neutron side
-
-
-class NeutronSource(Protocol):
-    """Bulk reads of one region's Neutron (each call is a handful of queries, not one per row)."""
-
-    def ports(
-        self,
-        *,
-        ids: Collection[str] | None = None,
-        network_ids: Collection[str] | None = None,
-        subnet_ids: Collection[str] | None = None,
-    ) -> list[NeutronPort]:
-        """Ports (all, or those matching every filter given), with their extra data."""
-        ...
-
-    def port(self, port_id: str) -> NeutronPort | None:
-        """One port re-read now, or None when it is gone."""
-        ...
-
-    def security_groups(self, ids: Collection[str] | None = None) -> list[SecurityGroupData]:
-        """Security groups with their rules and the addresses of referenced address groups."""
-        ...
-
-    def subnets(
-        self, *, ids: Collection[str] | None = None, network_ids: Collection[str] | None = None
-    ) -> list[NeutronSubnet]:
-        """Subnets (all, or those matching every filter given)."""
-        ...
-
-
-class MemoryNeutron:
-    """A :class:`NeutronSource` over in-memory records (tests, benchmarks, the cloud file)."""
-
-    def __init__(
-        self,
-        ports: Iterable[NeutronPort] = (),
-        security_groups: Iterable[NeutronSecurityGroup] = (),
-        subnets: Iterable[NeutronSubnet] = (),
-        address_groups: dict[str, list[str]] | None = None,
-    ) -> None:
-        self.port_records = {p.id: p for p in ports}
-        self.sg_records = {sg.id: sg for sg in security_groups}
-        self.subnet_records = {s.id: s for s in subnets}
-        self.address_groups = dict(address_groups or {})
-
-    def ports(
-        self,
-        *,
-        ids: Collection[str] | None = None,
-        network_ids: Collection[str] | None = None,
-        subnet_ids: Collection[str] | None = None,
-    ) -> list[NeutronPort]:
-        out = []
-        for port in self.port_records.values():
-            if ids is not None and port.id not in ids:
-                continue
-            if network_ids is not None and port.network_id not in network_ids:
-                continue
-            if subnet_ids is not None and not any(
-                ip.subnet_id in subnet_ids for ip in port.fixed_ips
-            ):
-                continue
-            out.append(port)
-        return out
-
-    def port(self, port_id: str) -> NeutronPort | None:
-        return self.port_records.get(port_id)
-
-    def security_groups(self, ids: Collection[str] | None = None) -> list[SecurityGroupData]:
-        return [
-            (sg, self._groups_for(sg))
-            for sg in self.sg_records.values()
-            if ids is None or sg.id in ids
-        ]
-
-    def _groups_for(self, sg: NeutronSecurityGroup) -> dict[str, list[str]]:
-        wanted = {r.remote_address_group_id for r in sg.rules if r.remote_address_group_id}
-        return {k: v for k, v in self.address_groups.items() if k in wanted}
-
-    def subnets(
-        self, *, ids: Collection[str] | None = None, network_ids: Collection[str] | None = None
-    ) -> list[NeutronSubnet]:
-        return [
-            s
-            for s in self.subnet_records.values()
-            if (ids is None or s.id in ids) and (network_ids is None or s.network_id in network_ids)
-        ]
-
-
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What to resync: everything (no field set) or one network/subnet/port/security group."""
-
-    network: str | None = None
-    subnet: str | None = None
-    port: str | None = None
-    security_group: str | None = None
-
-    def __post_init__(self) -> None:
-        if sum(v is not None for v in asdict(self).values()) > 1:
-            raise ValueError("a resync scope names at most one network, subnet, port or SG")
-
-    @property
-    def everything(self) -> bool:
-        return all(v is None for v in asdict(self).values())
-
-    def describe(self) -> str:
-        for name, value in asdict(self).items():
-            if value is not None:
-                return f"{name.replace('_', '-')} {value}"
-        return "all"
-
-
-@dataclass
-class Change:
-    """One repair: ``create``, ``update`` or ``delete`` of ``name`` (and whether it happened)."""
-
-    action: str
-    name: str
-    done: bool = False
-    conflict: bool = False
-
-
-@dataclass
-class PhaseResult:
-    """Counts and timings (ms) of one phase."""
-
-    kind: str
-    etcd_items: int = 0
-    neutron_items: int = 0
-    correct: int = 0
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    conflicts: int = 0
-    errors: int = 0
-    etcd_read_ms: float = 0.0
-    neutron_read_ms: float = 0.0
-    compare_ms: float = 0.0
-    write_ms: float = 0.0
-    total_ms: float = 0.0
-    changes: list[Change] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-
-    @property
-    def drift(self) -> int:
-        """How many items were (or, in a dry run, would be) created, updated or deleted."""
-        return sum(1 for c in self.changes if not c.conflict)
-
-
-@dataclass
-class ResyncResult:
-    """What one resync did."""
-
-    region: str | None
-    scope: str
-    dry_run: bool
-    phases: dict[str, PhaseResult] = field(default_factory=dict)
-    started_at: str = ""
-    finished_at: str = ""
-    total_ms: float = 0.0
-    ok: bool = True
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (networking-calico's ResyncResult shape plus regionmesh fields)."""
-        out = asdict(self)
-        for name, phase in self.phases.items():
-            out["phases"][name]["drift"] = phase.drift
-        return out
-
-    @property
-    def in_sync(self) -> bool:
-        """True when nothing needed repairing."""
-        return all(p.drift == 0 and p.errors == 0 for p in self.phases.values())
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+Document = dict[str, Any]
+Typed = Callable[[str, Document], Resource]
+"""Decode + validate one desired document (its name given) into the resource to write."""
 
 
 def _ms(t0: float) -> float:
@@ -247,16 +82,12 @@ def _ms(t0: float) -> float:
 # ---------------------------------------------------------------------------- engine
 
 
-def _parse(kv: KeyValue) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(kv.value)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 class _Phase:
-    """The compare-and-repair core shared by the three kinds."""
+    """The compare-and-repair core shared by the three kinds.
+
+    ``typed`` (v3 kinds) turns a desired document into the model resource that is written;
+    without it (the DHCP records) documents are plain JSON compared for equality.
+    """
 
     def __init__(
         self,
@@ -266,51 +97,36 @@ class _Phase:
         prefix: str,
         dry_run: bool,
         progress: Progress | None,
-        v3: bool,
+        typed: Typed | None,
     ) -> None:
         self.writer = writer
-        self.ds = writer.ds
         self.result = result
         self.prefix = prefix
         self.dry_run = dry_run
         self.progress = progress
-        self.v3 = v3
+        self.typed = typed
 
-    def same(self, existing: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
+    def same(self, existing: Document | None, desired: Document) -> bool:
         if existing is None:
             return False
-        if not self.v3:
+        if self.typed is None:
             return existing == desired
-        return (
-            existing.get("kind") == desired.get("kind")
-            and existing.get("apiVersion") == desired.get("apiVersion")
-            and translate.same_content(existing, desired)
-        )
-
-    def encode(self, desired: dict[str, Any], existing: dict[str, Any] | None) -> bytes:
-        if not self.v3:
-            return json.dumps(desired).encode()
-        doc = translate.with_server_metadata(
-            desired, existing, new_uid=self.writer.new_uid, now=self.writer.now
-        )
-        return json.dumps(doc).encode()
+        return same_resource(existing, desired)
 
     def run(
         self,
         stored: dict[str, KeyValue],
-        desired: dict[str, dict[str, Any]],
-        reread: Callable[[str], dict[str, Any] | None],
+        desired: dict[str, Document],
+        reread: Callable[[str], Document | None],
     ) -> None:
         t0 = time.perf_counter()
         res = self.result
         names = sorted(set(stored) | set(desired))
         plan: list[tuple[str, str]] = []
-        parsed: dict[str, dict[str, Any] | None] = {}
         for name in names:
             kv, want = stored.get(name), desired.get(name)
             if kv is not None and want is not None:
-                parsed[name] = existing = _parse(kv)
-                if self.same(existing, want):
+                if self.same(load_document(kv), want):
                     res.correct += 1
                 else:
                     plan.append(("update", name))
@@ -325,18 +141,32 @@ class _Phase:
             change = Change(action, name)
             res.changes.append(change)
             if not self.dry_run:
-                self._apply(change, stored.get(name), desired.get(name), parsed.get(name), reread)
+                self._apply(change, stored.get(name), desired.get(name), reread)
             if self.progress is not None:
                 self.progress(res.kind, done, total)
         res.write_ms = _ms(t1)
+
+    def _write(self, key: str, name: str, doc: Document | None, kv: KeyValue | None) -> None:
+        """One CAS attempt at the revision read in step 1 (``kv``; None: create).
+
+        A v3 document is decoded and validated by the model first (TranslationError: not
+        written); the bytes stored are those of the document that was compared, which is
+        byte-for-byte the typed resource's networking-calico layout (``test_layout.py``), so
+        the bulk path does not lay every resource out a second time.
+        """
+        if self.typed is None:
+            sync_json(self.writer.ds, key, doc, current=kv)
+            return
+        if doc is not None:
+            self.typed(name, doc)
+        self.writer.resources.sync_document(key, doc, current=kv)
 
     def _apply(
         self,
         change: Change,
         kv: KeyValue | None,
-        want: dict[str, Any] | None,
-        existing: dict[str, Any] | None,
-        reread: Callable[[str], dict[str, Any] | None],
+        want: Document | None,
+        reread: Callable[[str], Document | None],
     ) -> None:
         key = self.prefix + change.name
         if not key.startswith(self.prefix) or "/" in change.name:
@@ -349,17 +179,20 @@ class _Phase:
                     change.conflict = True
                     res.conflicts += 1
                     return
-                self.ds.create(key, self.encode(fresh, None))
+                self._write(key, change.name, fresh, None)
                 res.created += 1
             elif change.action == "update":
                 assert kv is not None and want is not None
-                self.ds.update(key, self.encode(want, existing), revision=kv.mod_revision)
+                self._write(key, change.name, want, kv)
                 res.updated += 1
             else:
                 assert kv is not None
-                self.ds.delete(key, revision=kv.mod_revision)
+                self._write(key, change.name, None, kv)
                 res.deleted += 1
             change.done = True
+        except TranslationError as exc:  # the model refuses it: report, write nothing
+            res.errors += 1
+            res.messages.append(f"{change.name}: not written: {exc}")
         except (AlreadyExists, RevisionConflict, NotFound):
             change.conflict = True  # another writer moved it after our read: it is newer
             res.conflicts += 1
@@ -385,7 +218,7 @@ def _in_net(cidrs: Iterable[str], subnet_cidr: str) -> bool:
         return False
 
 
-def _scoped_ports(source: NeutronSource, scope: Scope) -> list[NeutronPort]:
+def _scoped_ports(source: NeutronReader, scope: Scope) -> list[NeutronPort]:
     if scope.port is not None:
         return source.ports(ids=[scope.port])
     if scope.network is not None:
@@ -396,7 +229,7 @@ def _scoped_ports(source: NeutronSource, scope: Scope) -> list[NeutronPort]:
 
 
 def _subnets_phase(
-    writer: RegionWriter, source: NeutronSource, scope: Scope, res: PhaseResult, **kw: Any
+    writer: RegionWriter, source: NeutronReader, scope: Scope, res: PhaseResult, **kw: Any
 ) -> None:
     prefix = writer.dhcp_subnet_prefix()
     t0 = time.perf_counter()
@@ -404,51 +237,53 @@ def _subnets_phase(
     res.etcd_read_ms = _ms(t0)
     t0 = time.perf_counter()
     if scope.subnet is not None:
-        subnets = source.subnets(ids=[scope.subnet])
+        found_subnets = source.subnets(ids=[scope.subnet])
     elif scope.network is not None:
-        subnets = source.subnets(network_ids=[scope.network])
+        found_subnets = source.subnets(network_ids=[scope.network])
     else:
-        subnets = source.subnets()
+        found_subnets = source.subnets()
     res.neutron_read_ms = _ms(t0)
-    desired: dict[str, dict[str, Any]] = {}
-    for subnet in subnets:
-        record = translate.subnet_to_dhcp_record(subnet)
+    desired: dict[str, Document] = {}
+    for subnet in found_subnets:
+        record = subnets.subnet_to_dhcp_record(subnet)
         if record is not None:
             desired[subnet.id] = record
     if scope.subnet is not None:
         stored = {k: v for k, v in stored.items() if k == scope.subnet}
     elif scope.network is not None:
-        ids = {s.id for s in subnets}
+        ids = {s.id for s in found_subnets}
         stored = {
             k: v
             for k, v in stored.items()
-            if k in ids or (_parse(v) or {}).get("network_id") == scope.network
+            if k in ids or (load_document(v) or {}).get("network_id") == scope.network
         }
-    res.etcd_items, res.neutron_items = len(stored), len(subnets)
+    res.etcd_items, res.neutron_items = len(stored), len(found_subnets)
 
-    def reread(subnet_id: str) -> dict[str, Any] | None:
+    def reread(subnet_id: str) -> Document | None:
         found = source.subnets(ids=[subnet_id])
-        return translate.subnet_to_dhcp_record(found[0]) if found else None
+        return subnets.subnet_to_dhcp_record(found[0]) if found else None
 
-    _Phase(writer, res, prefix=prefix, v3=False, **kw).run(stored, desired, reread)
+    _Phase(writer, res, prefix=prefix, typed=None, **kw).run(stored, desired, reread)
 
 
-def _policy_doc(writer: RegionWriter, data: SecurityGroupData, res: PhaseResult) -> dict[str, Any]:
+def _policy_doc(writer: RegionWriter, data: SecurityGroupData, res: PhaseResult) -> Document:
     sg, groups = data
-    spec, errors = translate.policy_spec_partial(sg.id, sg.rules, groups)
+    spec, errors = security_groups.policy_spec_partial(sg.id, sg.rules, groups)
     for err in errors:
         res.errors += 1
         res.messages.append(f"security group {sg.id}: rule left out (fail closed): {err}")
-    return translate.policy_document(sg.id, spec, region=writer.region)
+    return security_groups.policy_document(sg.id, spec, region=writer.region)
 
 
 def _policies_phase(
-    writer: RegionWriter, source: NeutronSource, scope: Scope, res: PhaseResult, **kw: Any
+    writer: RegionWriter, source: NeutronReader, scope: Scope, res: PhaseResult, **kw: Any
 ) -> None:
     prefix = writer.policy_prefix()
     t0 = time.perf_counter()
     stored = {
-        k: v for k, v in _list(writer, prefix).items() if k.startswith(translate.SG_POLICY_PREFIX)
+        k: v
+        for k, v in _list(writer, prefix).items()
+        if k.startswith(security_groups.SG_POLICY_PREFIX)
     }
     res.etcd_read_ms = _ms(t0)
     t0 = time.perf_counter()
@@ -459,26 +294,29 @@ def _policies_phase(
         ids = {sg.id for p in _scoped_ports(source, scope) for sg in p.security_groups}
     groups = source.security_groups(None if ids is None else sorted(ids))
     res.neutron_read_ms = _ms(t0)
-    desired = {translate.policy_name(d[0].id): _policy_doc(writer, d, res) for d in groups}
+    desired = {security_groups.policy_name(d[0].id): _policy_doc(writer, d, res) for d in groups}
     if ids is not None:
-        names = {translate.policy_name(i) for i in ids}
+        names = {security_groups.policy_name(i) for i in ids}
         stored = {k: v for k, v in stored.items() if k in names}
     res.etcd_items, res.neutron_items = len(stored), len(groups)
 
-    def reread(name: str) -> dict[str, Any] | None:
-        found = source.security_groups([name[len(translate.SG_POLICY_PREFIX) :]])
+    def reread(name: str) -> Document | None:
+        found = source.security_groups([name[len(security_groups.SG_POLICY_PREFIX) :]])
         return _policy_doc(writer, found[0], PhaseResult(POLICIES)) if found else None
 
-    _Phase(writer, res, prefix=prefix, v3=True, **kw).run(stored, desired, reread)
+    def typed(name: str, doc: Document) -> Resource:
+        return security_groups.to_network_policy(doc)
+
+    _Phase(writer, res, prefix=prefix, typed=typed, **kw).run(stored, desired, reread)
 
 
 def _endpoint_docs(
     writer: RegionWriter, port: NeutronPort, res: PhaseResult | None
-) -> dict[str, dict[str, Any]]:
-    docs: dict[str, dict[str, Any]] = {}
-    for host in translate.endpoint_hosts(port):
+) -> dict[str, Document]:
+    docs: dict[str, Document] = {}
+    for host in endpoints.endpoint_hosts(port):
         try:
-            doc = translate.port_to_workload_endpoint(port, region=writer.region, host=host)
+            doc = endpoints.endpoint_document(port, region=writer.region, host=host)
         except TranslationError as exc:
             if res is not None:
                 res.errors += 1
@@ -489,7 +327,7 @@ def _endpoint_docs(
 
 
 def _endpoints_phase(
-    writer: RegionWriter, source: NeutronSource, scope: Scope, res: PhaseResult, **kw: Any
+    writer: RegionWriter, source: NeutronReader, scope: Scope, res: PhaseResult, **kw: Any
 ) -> None:
     prefix = writer.workload_endpoint_prefix()
     t0 = time.perf_counter()
@@ -504,7 +342,7 @@ def _endpoints_phase(
         if found:
             subnet_cidr, subnet_net = found[0].cidr, found[0].network_id
     res.neutron_read_ms = _ms(t0)
-    desired: dict[str, dict[str, Any]] = {}
+    desired: dict[str, Document] = {}
     port_of: dict[str, str] = {}
     for port in ports:
         for name, doc in _endpoint_docs(writer, port, res).items():
@@ -516,10 +354,10 @@ def _endpoints_phase(
         def in_scope(name: str, kv: KeyValue) -> bool:
             if name in desired:
                 return True
-            doc = _parse(kv) or {}
+            doc = load_document(kv) or {}
             spec = doc.get("spec") or {}
             annotations = (doc.get("metadata") or {}).get("annotations") or {}
-            network = annotations.get(translate.NETWORK_ID_ANNOTATION)
+            network = annotations.get(endpoints.NETWORK_ID_ANNOTATION)
             if spec.get("endpoint") in port_ids or spec.get("endpoint") == scope.port:
                 return True
             if scope.network is not None:
@@ -531,11 +369,14 @@ def _endpoints_phase(
         stored = {k: v for k, v in stored.items() if in_scope(k, v)}
     res.etcd_items, res.neutron_items = len(stored), len(ports)
 
-    def reread(name: str) -> dict[str, Any] | None:
+    def reread(name: str) -> Document | None:
         port = source.port(port_of[name])
         return None if port is None else _endpoint_docs(writer, port, None).get(name)
 
-    _Phase(writer, res, prefix=prefix, v3=True, **kw).run(stored, desired, reread)
+    def typed(name: str, doc: Document) -> Resource:
+        return endpoints.to_workload_endpoint(doc, port_of[name])
+
+    _Phase(writer, res, prefix=prefix, typed=typed, **kw).run(stored, desired, reread)
 
 
 _PHASE_FUNCS = {SUBNETS: _subnets_phase, POLICIES: _policies_phase, ENDPOINTS: _endpoints_phase}
@@ -552,16 +393,20 @@ def phases_for(scope: Scope) -> tuple[str, ...]:
 
 def resync(
     writer: RegionWriter,
-    source: NeutronSource,
+    source: NeutronReader,
     scope: Scope | None = None,
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ResyncResult:
     """Resync ``writer``'s region from ``source`` (see the module docstring). Never raises for
-    a datastore or Neutron failure: the result then has ``ok=False`` and ``error``."""
+    a datastore or Neutron failure (any :class:`~regionmesh.errors.RegionmeshError`): the
+    result then has ``ok=False`` and ``error``, and the failure is logged with its traceback.
+    Anything else is a bug and propagates."""
     scope = scope or Scope()
-    result = ResyncResult(writer.region, scope.describe(), dry_run, started_at=_now())
+    result = ResyncResult(
+        writer.region, scope.describe(), dry_run, started_at=timestamp_now(microseconds=True)
+    )
     t0 = time.perf_counter()
     for kind in phases_for(scope):
         phase = PhaseResult(kind)
@@ -569,12 +414,13 @@ def resync(
         tp = time.perf_counter()
         try:
             _PHASE_FUNCS[kind](writer, source, scope, phase, dry_run=dry_run, progress=progress)
-        except Exception as exc:  # report, never half-crash a server's start-up
+        except RegionmeshError as exc:  # datastore/Neutron failure: report, keep the server up
+            LOG.warning("resync phase %s failed", kind, exc_info=True)
             result.ok = False
             result.error = f"{kind}: {type(exc).__name__}: {exc}"
             phase.total_ms = _ms(tp)
             break
         phase.total_ms = _ms(tp)
     result.total_ms = _ms(t0)
-    result.finished_at = _now()
+    result.finished_at = timestamp_now(microseconds=True)
     return result

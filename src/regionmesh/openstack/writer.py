@@ -2,11 +2,14 @@
 
 :class:`RegionWriter` wraps a :class:`~regionmesh.datastore.api.Datastore` for one region:
 
-* :meth:`RegionWriter.sync_resource` makes a v3 resource key hold a document (or be absent)
-  with create-only-if-absent / compare-and-swap on the mod revision, retrying a few times,
-  keeping ``uid``/``creationTimestamp`` as networking-calico does, and not writing at all when
-  spec, labels and annotations already match;
-* DHCP subnet records (``/calico/dhcp/v2/<region_string>/subnet/<id>``);
+* :meth:`RegionWriter.sync` makes a v3 resource key hold a typed resource (or be absent)
+  through the one write path, :meth:`ResourceClient.sync
+  <regionmesh.datastore.resource_client.ResourceClient.sync>` (model validation, create-if-absent /
+  CAS with bounded retries, ``uid``/``creationTimestamp`` kept as networking-calico does, no
+  write when spec, labels and annotations already match), stored in networking-calico's
+  byte layout (:mod:`regionmesh.openstack.layout`);
+* DHCP subnet records (``/calico/dhcp/v2/<region_string>/subnet/<id>``, plain JSON, through
+  :func:`~regionmesh.datastore.resource_client.sync_json`, the same CAS loop);
 * a cross-region subnet registry (``/calico/regionmesh/v1/subnets/<region_string>/<id>``,
   every subnet whatever its DHCP setting) and :meth:`RegionWriter.claim_subnet`, which refuses
   a CIDR that overlaps another region's subnet. Races between regions are settled by etcd's
@@ -15,8 +18,9 @@
   of this region, and the other regions a host heartbeats under;
 * findings (``/calico/regionmesh/v1/findings/<region_string>/<kind>/<host>``) for operators.
 
-Translation is :mod:`regionmesh.openstack.translate`'s job; Neutron hooks are
-:mod:`regionmesh.openstack.mech_driver`'s.
+Key layouts are :mod:`regionmesh.datastore.keys`'; translation is
+:mod:`regionmesh.openstack.translate`'s job; deciding what to write for a Neutron change is
+:mod:`regionmesh.openstack.sync`'s.
 """
 
 from __future__ import annotations
@@ -27,40 +31,34 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from regionmesh.datastore import keys
-from regionmesh.datastore.api import Datastore, KeyValue
-from regionmesh.errors import AlreadyExists, NotFound, RevisionConflict
-from regionmesh.model.regions import REGION_NAMESPACE_PREFIX, region_namespace, region_string
-from regionmesh.openstack import translate
+from regionmesh.datastore.api import Datastore
+from regionmesh.datastore.resource_client import (
+    ResourceClient,
+    Synced,
+    SyncOutcome,
+    load_document,
+    new_uid,
+    sync_json,
+    timestamp_now,
+)
+from regionmesh.errors import AlreadyExists, NotFound
+from regionmesh.model import ClusterInformation, FelixConfiguration, Resource, codec, kind_info
+from regionmesh.model.kinds import API_VERSION
+from regionmesh.model.regions import (
+    REGION_NAMESPACE_PREFIX,
+    REGION_STRING_PREFIX,
+    region_namespace,
+    region_of_region_string,
+    region_string,
+)
+from regionmesh.openstack.layout import NETWORKING_CALICO_LAYOUT
+from regionmesh.openstack.subnets import overlapping
 
-MAX_CAS_ATTEMPTS = 5
-REGIONMESH_PREFIX = keys.REGIONMESH_PREFIX
-SUBNET_REGISTRY_PREFIX = keys.SUBNET_REGISTRY_PREFIX
-FINDINGS_PREFIX = keys.FINDINGS_PREFIX
-_REGION_STRING_PREFIX = "region-"
-
-
-def timestamp_now() -> str:
-    """UTC ``YYYY-MM-DDTHH:MM:SSZ`` (networking-calico's ``timestamp_now``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def region_of_region_string(value: str) -> str | None:
-    """``region-one`` → ``one``; ``no-region`` → None."""
-    return value[len(_REGION_STRING_PREFIX) :] if value.startswith(_REGION_STRING_PREFIX) else None
-
-
-def _load(kv: KeyValue | None) -> dict[str, Any] | None:
-    if kv is None:
-        return None
-    try:
-        doc = json.loads(kv.value)
-    except ValueError:
-        return None  # corrupt: overwrite it under CAS
-    return doc if isinstance(doc, dict) else None
+WORKLOAD_ENDPOINTS = kind_info("WorkloadEndpoint").plural
+NETWORK_POLICIES = kind_info("NetworkPolicy").plural
 
 
 def _dump(doc: Any) -> bytes:
@@ -94,57 +92,42 @@ class RegionWriter:
         region: str | None,
         *,
         now: Callable[[], str] = timestamp_now,
-        new_uid: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_uid: Callable[[], str] = new_uid,
     ) -> None:
         self.ds = datastore
         self.region = region
         self.region_string = region_string(region)
         self.now = now
         self.new_uid = new_uid
+        self.resources = ResourceClient(
+            datastore, layout=NETWORKING_CALICO_LAYOUT, now=now, new_uid=new_uid
+        )
 
     # ------------------------------------------------------------------ resources
 
-    def sync_resource(self, key: str, doc: dict[str, Any] | None) -> str:
-        """Make ``key`` hold ``doc`` (None: be absent). Returns ``created``, ``updated``,
-        ``unchanged``, ``deleted`` or ``absent``; RevisionConflict after MAX_CAS_ATTEMPTS."""
-        for _ in range(MAX_CAS_ATTEMPTS):
-            kv = self.ds.get(key)
-            try:
-                if doc is None:
-                    if kv is None:
-                        return "absent"
-                    self.ds.delete(key, revision=kv.mod_revision)
-                    return "deleted"
-                existing = _load(kv)
-                if (
-                    existing is not None
-                    and existing.get("kind") == doc.get("kind")
-                    and existing.get("apiVersion") == doc.get("apiVersion")
-                    and translate.same_content(existing, doc)
-                ):
-                    return "unchanged"
-                value = _dump(
-                    translate.with_server_metadata(
-                        doc, existing, new_uid=self.new_uid, now=self.now
-                    )
-                )
-                if kv is None:
-                    self.ds.create(key, value)
-                    return "created"
-                self.ds.update(key, value, revision=kv.mod_revision)
-                return "updated"
-            except (AlreadyExists, RevisionConflict, NotFound):
-                continue  # someone else wrote in between: re-read and try again
-        raise RevisionConflict(f"{key}: still changing after {MAX_CAS_ATTEMPTS} attempts")
+    def sync(self, key: str, resource: Resource | None) -> Synced:
+        """Make ``key`` hold ``resource`` (None: be absent), through
+        :meth:`ResourceClient.sync <regionmesh.datastore.resource_client.ResourceClient.sync>`
+        (validated, CAS'd, retried, uid/creationTimestamp kept, no write when unchanged)."""
+        return self.resources.sync(key, resource)
 
-    def ensure_cluster_config(self) -> None:
+    def sync_resource(self, key: str, doc: Resource | dict[str, Any] | None) -> SyncOutcome:
+        """:meth:`sync` returning only the outcome; a document is decoded by the model first
+        (ValidationError naming it and its bad fields)."""
+        if isinstance(doc, dict):
+            doc = codec.decode(doc)
+        return self.sync(key, doc).outcome
+
+    def ensure_cluster_config(self) -> list[Synced]:
         """Merge what OpenStack needs into the global ``default`` objects (CAS, idempotent).
 
         As networking-calico does: FelixConfiguration ``default`` gets ``tap`` in
         ``interfacePrefix`` and ``endpointReportingEnabled: true`` (so agents police VM taps and
         report port status); ClusterInformation ``default`` gets ``openstack`` in
         ``clusterType``, ``datastoreReady: true`` and a ``clusterGUID``. Other fields and other
-        regions' additions are kept; every region's server may run this.
+        regions' additions are kept (the stored document is merged, not re-encoded through
+        the model, so fields regionmesh does not model survive); every region's server may
+        run this. Returns the writes made, for a caller that may have to undo them.
         """
 
         def merge_list(current: str, item: str) -> str:
@@ -163,38 +146,38 @@ class RegionWriter:
                 "clusterGUID": spec.get("clusterGUID") or uuid.uuid4().hex,
             }
 
-        for kind, plural, change in (
-            ("FelixConfiguration", "felixconfigurations", felix),
-            ("ClusterInformation", "clusterinformations", cluster),
-        ):
-            key = keys.resource_key(plural, "default")
-            existing = self.get_document(key)
+        done: list[Synced] = []
+        for kind, change in ((FelixConfiguration.KIND, felix), (ClusterInformation.KIND, cluster)):
+            key = keys.resource_key(kind_info(kind).plural, "default")
+            kv = self.ds.get(key)
+            existing = load_document(kv)
             spec = dict((existing or {}).get("spec") or {})
             new_spec = change(spec)
             if existing is not None and new_spec == spec:
                 continue
-            doc = {"kind": kind, "apiVersion": "projectcalico.org/v3",
+            doc = {"kind": kind, "apiVersion": API_VERSION,
                    "metadata": {"name": "default"}, "spec": new_spec}  # fmt: skip
             if existing is not None:
                 doc["metadata"] = {**(existing.get("metadata") or {}), "name": "default"}
-            self.sync_resource(key, doc)
+            done.append(self.resources.sync_document(key, doc))
+        return done
 
     def workload_endpoint_key(self, name: str) -> str:
         """Key of a WorkloadEndpoint of this region."""
-        return keys.resource_key("workloadendpoints", name, self._namespace())
+        return keys.resource_key(WORKLOAD_ENDPOINTS, name, self._namespace())
 
     def policy_key(self, name: str) -> str:
         """Key of a NetworkPolicy of this region."""
-        return keys.resource_key("networkpolicies", name, self._namespace())
+        return keys.resource_key(NETWORK_POLICIES, name, self._namespace())
 
     def workload_endpoint_prefix(self) -> str:
         """``…/workloadendpoints/<this region's namespace>/`` (trailing slash: no other
         namespace, not even ``openstack`` vs ``openstack-region-*``, shares it)."""
-        return keys.resource_prefix("workloadendpoints", self._namespace())
+        return keys.resource_prefix(WORKLOAD_ENDPOINTS, self._namespace())
 
     def policy_prefix(self) -> str:
         """``…/networkpolicies/<this region's namespace>/``."""
-        return keys.resource_prefix("networkpolicies", self._namespace())
+        return keys.resource_prefix(NETWORK_POLICIES, self._namespace())
 
     def dhcp_subnet_prefix(self) -> str:
         """``/calico/dhcp/v2/<region_string>/subnet/``."""
@@ -205,35 +188,21 @@ class RegionWriter:
 
     def get_document(self, key: str) -> dict[str, Any] | None:
         """The stored JSON document at ``key``, or None."""
-        return _load(self.ds.get(key))
+        return load_document(self.ds.get(key))
 
     # ------------------------------------------------------------------ subnets
 
-    def sync_dhcp_subnet(self, subnet_id: str, record: dict[str, Any] | None) -> str:
+    def sync_dhcp_subnet(self, subnet_id: str, record: dict[str, Any] | None) -> SyncOutcome:
         """Write (or with None delete) the DHCP record of a subnet; plain JSON, CAS'd."""
-        key = keys.subnet_key(self.region, subnet_id)
-        for _ in range(MAX_CAS_ATTEMPTS):
-            kv = self.ds.get(key)
-            try:
-                if record is None:
-                    if kv is None:
-                        return "absent"
-                    self.ds.delete(key, revision=kv.mod_revision)
-                    return "deleted"
-                if kv is not None and _load(kv) == record:
-                    return "unchanged"
-                if kv is None:
-                    self.ds.create(key, _dump(record))
-                    return "created"
-                self.ds.update(key, _dump(record), revision=kv.mod_revision)
-                return "updated"
-            except (AlreadyExists, RevisionConflict, NotFound):
-                continue
-        raise RevisionConflict(f"{key}: still changing after {MAX_CAS_ATTEMPTS} attempts")
+        return self.sync_dhcp_record(subnet_id, record).outcome
+
+    def sync_dhcp_record(self, subnet_id: str, record: dict[str, Any] | None) -> Synced:
+        """:meth:`sync_dhcp_subnet` with the full result (for a caller that may undo it)."""
+        return sync_json(self.ds, keys.subnet_key(self.region, subnet_id), record)
 
     def subnet_registry_key(self, subnet_id: str) -> str:
         """``/calico/regionmesh/v1/subnets/<region_string>/<subnet_id>``."""
-        return keys.region_subnet_registry_prefix(self.region) + subnet_id
+        return keys.subnet_registry_key(self.region, subnet_id)
 
     def claim_subnet(self, subnet_id: str, cidr: str, network_id: str) -> SubnetOverlap | None:
         """Register this region's subnet, unless it overlaps another region's.
@@ -251,7 +220,7 @@ class RegionWriter:
                 self.ds.create(key, _dump(value))
             except AlreadyExists:
                 pass
-        elif _load(existing) != value:
+        elif load_document(existing) != value:
             self.ds.put(key, _dump(value))
         mine = self.ds.get(key)
         my_rev = mine.create_revision if mine is not None else 0
@@ -266,11 +235,11 @@ class RegionWriter:
 
     def _find_overlap(self, subnet_id: str, cidr: str, my_rev: int) -> SubnetOverlap | None:
         candidates: list[tuple[int, str | None, str, str]] = []
-        for kv in self.ds.list(SUBNET_REGISTRY_PREFIX).items:
-            parts = kv.key[len(SUBNET_REGISTRY_PREFIX) :].split("/")
+        for kv in self.ds.list(keys.SUBNET_REGISTRY_PREFIX).items:
+            parts = kv.key[len(keys.SUBNET_REGISTRY_PREFIX) :].split("/")
             if len(parts) != 2 or parts[0] == self.region_string:
                 continue
-            data = _load(kv) or {}
+            data = load_document(kv) or {}
             other_cidr = data.get("cidr")
             if isinstance(other_cidr, str) and kv.create_revision < my_rev:
                 candidates.append(
@@ -280,13 +249,13 @@ class RegionWriter:
             parsed = keys.parse_subnet_key(kv.key)
             if parsed is None or parsed[0] in (None, self.region_string):
                 continue
-            data = _load(kv) or {}
+            data = load_document(kv) or {}
             other_cidr = data.get("cidr")
             if isinstance(other_cidr, str):
                 region = region_of_region_string(parsed[0] or "")
                 candidates.append((0, region, parsed[1], other_cidr))
         for _, region, other_id, other_cidr in sorted(candidates, key=lambda c: c[0]):
-            if other_id != subnet_id and translate.overlapping(cidr, [other_cidr]):
+            if other_id != subnet_id and overlapping(cidr, [other_cidr]):
                 return SubnetOverlap(cidr, region, other_id, other_cidr)
         return None
 
@@ -327,14 +296,14 @@ class RegionWriter:
 
         A server without a region must not run against such a store (§1.4 hazard)."""
         found: set[str] = set()
-        for plural in ("workloadendpoints", "networkpolicies"):
+        for plural in (WORKLOAD_ENDPOINTS, NETWORK_POLICIES):
             prefix = keys.resource_prefix(plural) + REGION_NAMESPACE_PREFIX
             for kv in self.ds.list(prefix).items:
                 parsed = keys.parse_resource_key(kv.key)
                 if parsed is not None and parsed[1]:
                     found.add(parsed[1])
-        for prefix in (SUBNET_REGISTRY_PREFIX, keys.DHCP_V2_PREFIX):
-            for kv in self.ds.list(prefix + _REGION_STRING_PREFIX).items:
+        for prefix in (keys.SUBNET_REGISTRY_PREFIX, keys.DHCP_V2_PREFIX):
+            for kv in self.ds.list(prefix + REGION_STRING_PREFIX).items:
                 region = region_of_region_string(kv.key[len(prefix) :].split("/")[0])
                 if region:
                     found.add(region_namespace(region))
@@ -344,7 +313,7 @@ class RegionWriter:
 
     def finding_key(self, kind: str, subject: str) -> str:
         """``/calico/regionmesh/v1/findings/<region_string>/<kind>/<subject>``."""
-        return f"{keys.findings_prefix(self.region)}{kind}/{subject}"
+        return keys.finding_key(self.region, kind, subject)
 
     def record_finding(self, kind: str, subject: str, message: str, **details: Any) -> None:
         """Write (overwrite) a finding for operators: what, when, and the details."""
@@ -361,5 +330,7 @@ class RegionWriter:
 
     def findings(self, kind: str | None = None) -> list[dict[str, Any]]:
         """This region's findings (of one kind, or all)."""
-        prefix = f"{FINDINGS_PREFIX}{self.region_string}/" + (f"{kind}/" if kind else "")
-        return [d for d in (_load(kv) for kv in self.ds.list(prefix).items) if d is not None]
+        prefix = keys.findings_prefix(self.region, kind)
+        return [
+            d for d in (load_document(kv) for kv in self.ds.list(prefix).items) if d is not None
+        ]

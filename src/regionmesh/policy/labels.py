@@ -22,6 +22,7 @@ from regionmesh.model import (
     Profile,
     WorkloadEndpoint,
 )
+from regionmesh.model.meta import NAMESPACE_LABEL, ORCHESTRATOR_LABEL
 
 __all__ = [
     "LabelledEntity",
@@ -34,8 +35,6 @@ __all__ = [
     "namespace_profile_name",
 ]
 
-NAMESPACE_LABEL = "projectcalico.org/namespace"
-ORCHESTRATOR_LABEL = "projectcalico.org/orchestrator"
 SERVICE_ACCOUNT_LABEL = "projectcalico.org/serviceaccount"
 NAMESPACE_LABEL_PREFIX = "pcns."
 SERVICE_ACCOUNT_LABEL_PREFIX = "pcsa."

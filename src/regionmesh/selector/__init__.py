@@ -15,7 +15,7 @@ Grammar and semantics follow libcalico-go (policy-model.md §1). This package de
 and indexing endpoints by label to the agent.
 """
 
-from regionmesh.errors import SelectorSyntaxError as SelectorError
+from regionmesh.errors import SelectorError
 from regionmesh.selector.selector import (
     ALL,
     Selector,

@@ -12,14 +12,14 @@ Grammar (policy-model.md §1.2)::
                 | "(" or_expr ")"
     set        := "{" ( STRING ( "," STRING )* ","? )? "}"
 
-Every error is a :class:`regionmesh.errors.SelectorSyntaxError` whose ``column`` is the start
+Every error is a :class:`regionmesh.errors.SelectorError` whose ``column`` is the start
 of the offending token (or the end of the text). Lexing is left to :mod:`.tokens`; wrapping the
 tree in a ``Selector`` (compiling, hashing) is left to :mod:`.selector`.
 """
 
 from __future__ import annotations
 
-from regionmesh.errors import SelectorSyntaxError
+from regionmesh.errors import SelectorError
 from regionmesh.selector.expr import (
     AllNode,
     Contains,
@@ -42,7 +42,7 @@ __all__ = ["MAX_NESTING", "parse_expression"]
 
 #: Deepest parenthesis nesting accepted. Calico has no limit, but real selectors nest a few
 #: levels; the cap keeps every recursive walk (parse, str, compile) far from Python's recursion
-#: limit, so hostile input gets a SelectorSyntaxError instead of a RecursionError.
+#: limit, so hostile input gets a SelectorError instead of a RecursionError.
 MAX_NESTING = 100
 
 _VALUE_OPS: dict[Kind, type[Eq | Ne | Contains | StartsWith | EndsWith]] = {
@@ -63,8 +63,8 @@ class _Parser:
         self.index = 0
         self.depth = 0
 
-    def error(self, message: str, token: Token) -> SelectorSyntaxError:
-        return SelectorSyntaxError(message, self.text, token.pos)
+    def error(self, message: str, token: Token) -> SelectorError:
+        return SelectorError(message, self.text, token.pos)
 
     def peek(self) -> Token:
         return self.tokens[self.index]
@@ -164,5 +164,5 @@ class _Parser:
 
 
 def parse_expression(text: str) -> Node:
-    """Parse selector ``text`` into an expression tree; raise SelectorSyntaxError if invalid."""
+    """Parse selector ``text`` into an expression tree; raise SelectorError if invalid."""
     return _Parser(text, tokenize(text)).parse()

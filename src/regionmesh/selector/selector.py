@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from regionmesh.errors import SelectorSyntaxError
+from regionmesh.errors import SelectorError
 from regionmesh.selector.compiler import compile_node
 from regionmesh.selector.expr import (
     AllNode,
@@ -219,7 +219,7 @@ def _parse_cached(text: str) -> Selector:
 
 
 def parse(text: str) -> Selector:
-    """Parse a Calico selector; raise :class:`SelectorSyntaxError` (with column) if invalid.
+    """Parse a Calico selector; raise :class:`SelectorError` (with column) if invalid.
 
     Empty or whitespace-only text (spaces/tabs) is ``all()``.
     """
@@ -249,20 +249,20 @@ def and_(*sels: Selector) -> Selector:
 def prefix_keys(sel: Selector, prefix: str) -> Selector:
     """Every label key ``k`` becomes ``prefix + k`` (Calico's PrefixVisitor, e.g. ``pcns.``).
 
-    Raises :class:`SelectorSyntaxError` if a resulting key would not be a valid selector key
+    Raises :class:`SelectorError` if a resulting key would not be a valid selector key
     (bad characters in ``prefix``, or longer than 512), since its text could not re-parse.
     """
     if not prefix:
         return sel
     if not is_valid_key(prefix):
-        raise SelectorSyntaxError(f"invalid label key prefix {prefix!r}", str(sel), 0)
+        raise SelectorError(f"invalid label key prefix {prefix!r}", str(sel), 0)
 
     def rename(node: Node) -> Node:
         if not isinstance(node, KeyNode):
             return node
         key = prefix + node.key
         if len(key) > MAX_KEY_LENGTH:
-            raise SelectorSyntaxError(
+            raise SelectorError(
                 f"label too long after prefixing: {len(key)} > {MAX_KEY_LENGTH}", str(sel), 0
             )
         return node.with_key(key)

@@ -7,7 +7,7 @@ word is immediately followed by ``(``; the operator words ``contains``, ``in``, 
 ``starts with``, ``ends with`` are recognised only directly after a label key and must end at a
 word boundary (the two-word ones accept any spaces/tabs between the words, including none).
 
-Every lexical error is raised as :class:`regionmesh.errors.SelectorSyntaxError` carrying the
+Every lexical error is raised as :class:`regionmesh.errors.SelectorError` carrying the
 column (character offset) of the problem. Grammar (what may follow what) is left to
 :mod:`regionmesh.selector.parser`.
 """
@@ -18,7 +18,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from regionmesh.errors import SelectorSyntaxError
+from regionmesh.errors import SelectorError
 
 __all__ = ["MAX_KEY_LENGTH", "Kind", "Token", "is_valid_key", "tokenize"]
 
@@ -129,12 +129,10 @@ def _cut_key(text: str, pos: int) -> tuple[str, int]:
     """Read a label key at ``pos``; raise for an empty or over-long key."""
     match = _KEY_RE.match(text, pos)
     if match is None:
-        raise SelectorSyntaxError("expected identifier", text, pos)
+        raise SelectorError("expected identifier", text, pos)
     key = match.group()
     if len(key) > MAX_KEY_LENGTH:
-        raise SelectorSyntaxError(
-            f"label too long: {len(key)} > {MAX_KEY_LENGTH} characters", text, pos
-        )
+        raise SelectorError(f"label too long: {len(key)} > {MAX_KEY_LENGTH} characters", text, pos)
     return key, match.end()
 
 
@@ -149,14 +147,14 @@ def _cut_function(text: str, pos: int, name: str) -> tuple[str, int]:
         key, cur = _cut_key(text, cur)
         cur = _skip_ws(text, cur)
     if not text.startswith(")", cur):
-        raise SelectorSyntaxError(f"no closing ')' after {name}(", text, cur)
+        raise SelectorError(f"no closing ')' after {name}(", text, cur)
     return key, cur + 1
 
 
 def tokenize(text: str) -> list[Token]:
     """Split ``text`` into tokens, always ending with one ``Kind.EOF`` token.
 
-    Raises :class:`SelectorSyntaxError` (with the column) for any lexical error.
+    Raises :class:`SelectorError` (with the column) for any lexical error.
     """
     tokens: list[Token] = []
     append = tokens.append
@@ -178,11 +176,11 @@ def tokenize(text: str) -> list[Token]:
         elif char == '"' or char == "'":
             close = text.find(char, pos + 1)
             if close < 0:
-                raise SelectorSyntaxError("unterminated string", text, pos)
+                raise SelectorError("unterminated string", text, pos)
             kind, value, pos = Kind.STRING, text[pos + 1 : close], close + 1
         elif char == "=":
             if not text.startswith("==", pos):
-                raise SelectorSyntaxError("expected ==", text, pos)
+                raise SelectorError("expected ==", text, pos)
             kind, pos = Kind.EQ, pos + 2
         elif char == "!":
             if text.startswith("!=", pos):
@@ -191,16 +189,16 @@ def tokenize(text: str) -> list[Token]:
                 kind, pos = Kind.NOT, pos + 1
         elif char == "&":
             if not text.startswith("&&", pos):
-                raise SelectorSyntaxError("expected &&", text, pos)
+                raise SelectorError("expected &&", text, pos)
             kind, pos = Kind.AND, pos + 2
         elif char == "|":
             if not text.startswith("||", pos):
-                raise SelectorSyntaxError("expected ||", text, pos)
+                raise SelectorError("expected ||", text, pos)
             kind, pos = Kind.OR, pos + 2
         elif last_was_label:
             found = _match_operator(text, pos)
             if found is None:
-                raise SelectorSyntaxError(
+                raise SelectorError(
                     f"expected operator after label {tokens[-1].value!r}", text, pos
                 )
             kind, pos = found
