@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from regionmesh.agent.agent import start
+from regionmesh.agent.startup import start
 from regionmesh.dataplane import names
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft

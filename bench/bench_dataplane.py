@@ -38,7 +38,7 @@ from regionmesh.dataplane import (
     WorkloadEndpointUpdate,
 )
 from regionmesh.dataplane.driver import NftDataplane
-from regionmesh.dataplane.runner import SubprocessNft
+from regionmesh.dataplane.nft_runner import SubprocessNft
 
 RUN = secrets.token_hex(3)
 

@@ -10,8 +10,8 @@ import agent_support as s
 import pytest
 from click.testing import CliRunner
 
-from regionmesh.agent.agent import datastore_config
 from regionmesh.agent.felix_settings import load_local, merge
+from regionmesh.agent.startup import datastore_config
 from regionmesh.cli.main import regionmesh_cli
 
 BAD_REGIONS = ["RegionOne", "us/east", "my_region", "-east", "a" * 47]

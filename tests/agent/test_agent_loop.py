@@ -11,7 +11,8 @@ from contextlib import contextmanager
 import agent_support as s
 import pytest
 
-from regionmesh.agent.agent import RESTART, Agent, start
+from regionmesh.agent.loop import RESTART, Agent
+from regionmesh.agent.startup import start
 from regionmesh.dataplane import names
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft

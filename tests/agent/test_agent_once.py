@@ -8,7 +8,8 @@ import os
 import agent_support as s
 import pytest
 
-from regionmesh.agent.agent import Agent, start
+from regionmesh.agent.loop import Agent
+from regionmesh.agent.startup import start
 from regionmesh.dataplane import names
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft

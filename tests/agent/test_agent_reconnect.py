@@ -10,7 +10,7 @@ from collections.abc import Callable
 import agent_support as s
 import pytest
 
-from regionmesh.agent.agent import start
+from regionmesh.agent.startup import start
 from regionmesh.dataplane import names
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft

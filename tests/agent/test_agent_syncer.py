@@ -125,7 +125,7 @@ def test_compaction_relists_etcd(etcd_datastore: EtcdDatastore) -> None:
         s.delete_doc(store, s.SEED_GNP)
         s.apply_docs(store, [s.wep_doc(P2, "two")])
         store.compact(store.current_revision())
-        syncer._watch = store.watch(keys.RESOURCES_PREFIX, start_revision=listed_at + 1)
+        syncer.mirror.resume(listed_at)
         got = _poll_until(syncer, 2)
         assert syncer.compactions == 1
         assert _keys(got) == sorted(

@@ -33,15 +33,16 @@ sys.path[:0] = [str(HERE.parent / "agent"), str(HERE.parent / "dhcp")]
 import agent_support as s  # noqa: E402
 import dhcp_support as ds  # noqa: E402
 
-from regionmesh.agent.agent import start  # noqa: E402
+from regionmesh.agent.startup import start  # noqa: E402
 from regionmesh.cli.main import regionmesh_cli  # noqa: E402
 from regionmesh.dataplane import names  # noqa: E402
 from regionmesh.dataplane.driver import NftDataplane  # noqa: E402
 from regionmesh.dataplane.fakenft import FakeNft  # noqa: E402
 from regionmesh.datastore import keys  # noqa: E402
 from regionmesh.datastore.etcd import EtcdDatastore  # noqa: E402
+from regionmesh.dhcp.agent import DhcpAgent  # noqa: E402
+from regionmesh.dhcp.render import NetworkDhcp  # noqa: E402
 from regionmesh.errors import AuthenticationFailed, PermissionDenied  # noqa: E402
-from regionmesh.openstack.dhcp_agent import DhcpAgent, NetworkDhcp  # noqa: E402
 from regionmesh.openstack.election import Elector  # noqa: E402
 from regionmesh.openstack.status import StatusWatcher  # noqa: E402
 from regionmesh.openstack.writer import RegionWriter  # noqa: E402

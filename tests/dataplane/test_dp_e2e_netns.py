@@ -18,7 +18,8 @@ from dp_scenario import IP, MAC, POL_WEB, SET_CLIENT, TAP, endpoint, snapshot
 from netns import Netns, Topology, require_root_tools
 from regionmesh.dataplane import ActivePolicyRemove, HostConfig, IPSetDeltaUpdate
 from regionmesh.dataplane.driver import NftDataplane
-from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
+from regionmesh.dataplane.nft_runner import SubprocessNft
+from regionmesh.dataplane.routes import NetlinkRoutes
 
 pytestmark = pytest.mark.root
 

@@ -22,7 +22,7 @@ from regionmesh.dataplane import (
 )
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft
-from regionmesh.dataplane.runner import SubprocessNft
+from regionmesh.dataplane.nft_runner import SubprocessNft
 from regionmesh.dataplane.tables import fingerprint_json
 from regionmesh.errors import DataplaneError
 

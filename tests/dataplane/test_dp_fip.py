@@ -15,10 +15,11 @@ from regionmesh.dataplane import (
     WorkloadEndpointUpdate,
     names,
 )
+from regionmesh.dataplane.api import EndpointRoute
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft
-from regionmesh.dataplane.render import DesiredState, fip_chains, floating_ip_maps, render_table
-from regionmesh.dataplane.runner import EndpointRoute
+from regionmesh.dataplane.render import fip_chains, floating_ip_maps, render_table
+from regionmesh.dataplane.state import DesiredState
 from regionmesh.errors import ValidationError
 
 T4, T6 = "ip calico", "ip6 calico"

@@ -30,7 +30,8 @@ from regionmesh.dataplane import (
     names,
 )
 from regionmesh.dataplane.driver import NftDataplane
-from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
+from regionmesh.dataplane.nft_runner import SubprocessNft
+from regionmesh.dataplane.routes import NetlinkRoutes
 
 pytestmark = pytest.mark.root
 

@@ -19,14 +19,12 @@ from regionmesh.dataplane import (
     names,
 )
 from regionmesh.dataplane.render import (
-    DesiredState,
-    IPSetState,
     endpoint_chain,
-    member_element,
     render_table,
     rule_bodies,
     rules_chain,
 )
+from regionmesh.dataplane.state import DesiredState, IPSetState, member_element
 from regionmesh.errors import ValidationError
 
 

@@ -8,28 +8,51 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from regionmesh.datastore.api import Datastore, EventType, Watch, WatchEvent
+from regionmesh.backoff import Backoff
+from regionmesh.datastore.api import Datastore, EventType, ListResult, Watch, WatchEvent
+from regionmesh.datastore.mirror import Change, Mirror
 from regionmesh.datastore.sqlite import SqliteDatastore
 from regionmesh.errors import (
     AlreadyExists,
     Compacted,
     DatastoreError,
+    DatastoreUnavailable,
     NotFound,
     RevisionConflict,
 )
 from regionmesh.testing.etcd_server import EtcdServer
 
 
+class ManualClock:
+    """A wall clock that moves only when told to (the SQLite store's lease clock)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
-def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Datastore]:
-    """The backend under test."""
+def store(
+    request: pytest.FixtureRequest, tmp_path: object, clock: ManualClock
+) -> Iterator[Datastore]:
+    """The backend under test (SQLite with a manual lease clock)."""
     ds: Datastore
     if request.param == "sqlite":
-        ds = SqliteDatastore(f"{tmp_path}/store.db")
+        ds = SqliteDatastore(f"{tmp_path}/store.db", clock=clock)
     else:
         server: EtcdServer = request.getfixturevalue("etcd_server")
         ds = server.open()
@@ -37,6 +60,14 @@ def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Datastor
         yield ds
     finally:
         ds.close()
+
+
+@pytest.fixture
+def elapse(store: Datastore, clock: ManualClock) -> Callable[[float], None]:
+    """Let ``seconds`` pass for leases: the SQLite store's clock jumps, etcd's takes real time."""
+    if isinstance(store, SqliteDatastore):
+        return clock.advance
+    return time.sleep
 
 
 def collect(watch: Watch, count: int, timeout: float = 10.0) -> list[WatchEvent]:
@@ -284,7 +315,9 @@ def test_compact_says_whether_it_compacted(store: Datastore, key_prefix: str) ->
     assert store.compact(store.current_revision()) is True
 
 
-def test_lease_ttl_counts_down_and_ends_with_not_found(store: Datastore) -> None:
+def test_lease_ttl_counts_down_and_ends_with_not_found(
+    store: Datastore, elapse: Callable[[float], None]
+) -> None:
     lease = store.grant_lease(30)
     assert 25 <= store.lease_ttl(lease) <= 30
     short = store.grant_lease(2)
@@ -298,7 +331,7 @@ def test_lease_ttl_counts_down_and_ends_with_not_found(store: Datastore) -> None
             store.lease_ttl(short)
         except NotFound:
             break
-        time.sleep(0.2)
+        elapse(0.2)
     else:
         pytest.fail("an expired lease still reports a TTL")
 
@@ -308,7 +341,9 @@ def test_compact_to_a_future_revision_is_refused(store: Datastore) -> None:
         store.compact(store.current_revision() + 100)
 
 
-def test_lease_expiry_deletes_keys_with_delete_events(store: Datastore, key_prefix: str) -> None:
+def test_lease_expiry_deletes_keys_with_delete_events(
+    store: Datastore, key_prefix: str, elapse: Callable[[float], None]
+) -> None:
     lease = store.grant_lease(2)
     assert lease > 0
     key = key_prefix + "leased"
@@ -317,6 +352,7 @@ def test_lease_expiry_deletes_keys_with_delete_events(store: Datastore, key_pref
     kv = store.get(key)
     assert kv is not None and kv.lease == lease
     watch = store.watch(key_prefix, start_revision=start + 1)
+    elapse(2.5)
     try:
         events = collect(watch, 2, timeout=15)
     finally:
@@ -335,11 +371,13 @@ def test_lease_expiry_deletes_keys_with_delete_events(store: Datastore, key_pref
         store.put(key_prefix + "late", b"x", lease=lease)
 
 
-def test_refreshed_lease_keeps_its_keys(store: Datastore, key_prefix: str) -> None:
+def test_refreshed_lease_keeps_its_keys(
+    store: Datastore, key_prefix: str, elapse: Callable[[float], None]
+) -> None:
     lease = store.grant_lease(2)
     store.put(key_prefix + "k", b"v", lease=lease)
     for _ in range(3):
-        time.sleep(1.0)
+        elapse(1.0)
         store.refresh_lease(lease)
     assert store.get(key_prefix + "k") is not None
     store.revoke_lease(lease)
@@ -382,3 +420,137 @@ def test_close_from_another_thread_ends_iteration(store: Datastore, key_prefix: 
     assert finished.wait(5), "iteration did not end after close()"
     watch.close()  # idempotent
     assert watch.next_batch(0.1) == []
+
+
+# --------------------------------------------------------------------------- the mirror
+
+
+class _Outage:
+    """The backend under test, with an outage switch on list and watch."""
+
+    def __init__(self, inner: Datastore) -> None:
+        self.inner = inner
+        self.down = False
+        self.calls: list[str] = []
+
+    def list(self, prefix: str, *, page_size: int = 1000) -> ListResult:
+        self.calls.append("list")
+        if self.down:
+            raise DatastoreUnavailable("test outage")
+        return self.inner.list(prefix, page_size=page_size)
+
+    def watch(self, prefix: str, *, start_revision: int) -> Watch:
+        self.calls.append("watch")
+        if self.down:
+            raise DatastoreUnavailable("test outage")
+        return self.inner.watch(prefix, start_revision=start_revision)
+
+
+def poll_changes(mirror: Mirror, count: int, timeout: float = 10.0) -> list[Change]:
+    """Poll until ``count`` changes arrived (or fail after ``timeout``)."""
+    changes: list[Change] = []
+    deadline = time.monotonic() + timeout
+    while len(changes) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"mirror delivered {len(changes)} of {count} changes: {changes}")
+        changes.extend(mirror.poll(0.2))
+    return changes
+
+
+def _state(changes: list[Change]) -> list[tuple[str, bytes | None, bool]]:
+    return sorted((c.key, c.value, c.listed) for c in changes)
+
+
+def test_mirror_snapshot_then_changes(store: Datastore, key_prefix: str) -> None:
+    store.put(key_prefix + "a", b"1")
+    store.put(key_prefix + "b", b"2")
+    store.put(key_prefix[:-1] + "-outside", b"x")
+    mirror = Mirror(store, key_prefix)
+    try:
+        snapshot = mirror.resync()
+        assert _state(snapshot) == [(key_prefix + "a", b"1", True), (key_prefix + "b", b"2", True)]
+        assert mirror.watching and mirror.resyncs == 1
+        assert mirror.revision == store.current_revision()
+        store.put(key_prefix + "a", b"1b")
+        store.delete(key_prefix + "b")
+        store.put(key_prefix + "c", b"3")
+        changes = poll_changes(mirror, 3)
+        assert [(c.key, c.value, c.listed) for c in changes] == [
+            (key_prefix + "a", b"1b", False),
+            (key_prefix + "b", None, False),
+            (key_prefix + "c", b"3", False),
+        ]
+        assert changes[1].deleted and mirror.revision == changes[-1].mod_revision
+        assert mirror.resync() == []  # nothing changed since: an empty diff
+    finally:
+        mirror.close()
+    assert not mirror.watching
+
+
+def test_mirror_relists_a_diff_after_compaction(store: Datastore, key_prefix: str) -> None:
+    store.put(key_prefix + "a", b"1")
+    store.put(key_prefix + "b", b"2")
+    store.put(key_prefix + "same", b"s")
+    mirror = Mirror(store, key_prefix)
+    try:
+        mirror.resync()
+        listed_at = mirror.revision
+        mirror.close()  # a watch that fell behind: it resumes from the old position below
+        store.delete(key_prefix + "b")
+        store.put(key_prefix + "a", b"1b")
+        store.put(key_prefix + "c", b"3")
+        store.compact(store.current_revision())
+        mirror.resume(listed_at)
+        changes = poll_changes(mirror, 3)
+        assert mirror.compactions == 1 and mirror.resyncs == 2
+        assert _state(changes) == [
+            (key_prefix + "a", b"1b", True),
+            (key_prefix + "b", None, True),  # a delete that happened while nobody watched
+            (key_prefix + "c", b"3", True),
+        ]
+        store.put(key_prefix + "d", b"4")  # the re-list's watch works
+        assert [(c.key, c.listed) for c in poll_changes(mirror, 1)] == [(key_prefix + "d", False)]
+    finally:
+        mirror.close()
+
+
+def test_mirror_backs_off_through_an_outage(store: Datastore, key_prefix: str) -> None:
+    flaky = _Outage(store)
+    now = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    mirror = Mirror(
+        flaky,  # type: ignore[arg-type]
+        key_prefix,
+        backoff=Backoff(0.5, 2.0),
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    store.put(key_prefix + "a", b"1")
+    try:
+        flaky.down = True
+        with pytest.raises(DatastoreUnavailable):
+            mirror.poll(5.0)  # not listed yet: lists at once, and fails
+        assert (mirror.failures, mirror.retry_delay, mirror.next_attempt) == (1, 0.5, 1000.5)
+        assert mirror.poll(5.0) == [] and slept == [0.5]  # waits out the backoff, no call
+        assert flaky.calls == ["list"]
+        for delay in (1.0, 2.0, 2.0):  # doubling, capped at 2 s
+            with pytest.raises(DatastoreUnavailable):
+                mirror.poll(5.0)
+            assert mirror.retry_delay == delay
+            assert mirror.poll(0.25) == []  # at most ``timeout`` per poll
+            assert mirror.poll(5.0) == []
+            assert slept[-2:] == [0.25, delay - 0.25]
+        store.put(key_prefix + "b", b"2")  # written during the outage
+        flaky.down = False
+        listed = mirror.poll(5.0)
+        assert _state(listed) == [(key_prefix + "a", b"1", True), (key_prefix + "b", b"2", True)]
+        assert mirror.watching and mirror.retry_delay == 0  # a success resets the backoff
+        store.put(key_prefix + "c", b"3")
+        assert [c.key for c in poll_changes(mirror, 1)] == [key_prefix + "c"]
+    finally:
+        mirror.close()

@@ -7,24 +7,26 @@ import ipaddress
 import dhcp_support as ds
 import pytest
 
-from regionmesh.errors import ValidationError
-from regionmesh.openstack.calico_options import CalicoOptions, ComputeNodeConfig
-from regionmesh.openstack.dhcp_agent import (
-    DhcpState,
-    DnsmasqFiles,
-    NetworkDhcp,
+from regionmesh.dhcp.agent import DhcpState
+from regionmesh.dhcp.records import (
     SubnetIndex,
-    choose_datastore,
-    desired_networks,
     dhcp_endpoint,
-    dnsmasq_args,
     endpoint_prefix,
     parse_subnet_record,
+    why_not_served,
+)
+from regionmesh.dhcp.render import (
+    DnsmasqFiles,
+    NetworkDhcp,
+    desired_networks,
+    dnsmasq_args,
     render_hosts,
     render_opts,
     server_addresses,
-    why_not_served,
 )
+from regionmesh.errors import ValidationError
+from regionmesh.openstack.calico_options import CalicoOptions, ComputeNodeConfig
+from regionmesh.openstack.calico_options import compute_node_datastore as choose_datastore
 
 HOST = "cmp-1"
 SUB_A = ds.subnet(

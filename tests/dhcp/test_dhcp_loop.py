@@ -16,8 +16,9 @@ from regionmesh.cli.main import regionmesh_cli
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, Watch
 from regionmesh.datastore.sqlite import SqliteDatastore
+from regionmesh.dhcp.agent import DhcpAgent
+from regionmesh.dhcp.render import NetworkDhcp
 from regionmesh.openstack.compaction import Compactor, Outcome
-from regionmesh.openstack.dhcp_agent import DhcpAgent, NetworkDhcp
 from regionmesh.testing.etcd_server import EtcdServer
 
 HOST = "cmp-1"
@@ -118,7 +119,7 @@ def test_loop_relists_after_its_watch_position_is_compacted(
     agent_store = SqliteDatastore(path, poll_interval=0.5)
     os.symlink(path, f"{tmp_path}/link.db")
     writer = SqliteDatastore(f"{tmp_path}/link.db")
-    caplog.set_level("INFO", logger="regionmesh.openstack.dhcp_agent")
+    caplog.set_level("INFO", logger="regionmesh.datastore.mirror")
     try:
         ds.put_subnet(writer, SUB, "east")
         ds.apply_wep(writer, ds.port("p1", HOST, ["10.65.0.2"]), "east")

@@ -13,8 +13,8 @@ import time
 import pytest
 from fault_support import wait_for
 
-from regionmesh.agent.agent import datastore_config
 from regionmesh.agent.felix_settings import load_local, merge
+from regionmesh.agent.startup import datastore_config
 from regionmesh.datastore import open_datastore
 from regionmesh.datastore.etcd import EtcdDatastore
 from regionmesh.datastore.selection import parse_url, resolve_config

@@ -18,7 +18,7 @@ import time
 import pytest
 from fault_support import use_test_helpers, wait_for
 
-from regionmesh.agent.agent import start
+from regionmesh.agent.startup import start
 from regionmesh.dataplane import names
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft

@@ -1,6 +1,6 @@
 """The etcd leader is SIGKILLed in the middle of a cold Neutron resync of 10,000 ports.
 
-Neutron is :class:`~regionmesh.openstack.resync.MemoryNeutron` (in memory; the same interface
+Neutron is :class:`~regionmesh.openstack.reader.MemoryNeutron` (in memory; the same interface
 as the real database source). The client starts on the leader. The resync must complete (the
 backend fails over and settles writes whose outcome the kill made unknown), or else be resumed
 by the next master (a second resync, as a newly elected server runs). Afterwards etcd must hold
@@ -18,7 +18,8 @@ import time
 import pytest
 
 from regionmesh.openstack import translate as t
-from regionmesh.openstack.resync import MemoryNeutron, resync
+from regionmesh.openstack.reader import MemoryNeutron
+from regionmesh.openstack.resync import resync
 from regionmesh.openstack.writer import RegionWriter
 from regionmesh.testing.etcd_cluster import EtcdCluster
 

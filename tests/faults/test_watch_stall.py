@@ -20,13 +20,14 @@ from collections.abc import Mapping
 import pytest
 from fault_support import STALL_SECONDS, use_test_helpers, wait_for
 
-from regionmesh.agent.agent import start
+from regionmesh.agent.startup import start
 from regionmesh.dataplane import names
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft
 from regionmesh.datastore import keys
 from regionmesh.datastore.etcd import EtcdDatastore
-from regionmesh.openstack.dhcp_agent import DhcpAgent, NetworkDhcp
+from regionmesh.dhcp.agent import DhcpAgent
+from regionmesh.dhcp.render import NetworkDhcp
 from regionmesh.openstack.status import StatusWatcher
 from regionmesh.testing.etcd_cluster import EtcdCluster
 

@@ -8,13 +8,16 @@ file or the environment. Empty values are ignored; ``none`` forces the zero valu
 ``OpenstackRegion`` or ``DatastoreType`` stops the agent (:class:`ConfigError` naming parameter,
 value and rule); other invalid values fall back to the default with a warning, as Felix does.
 
-This module parses and merges only; reading FelixConfiguration resources from the datastore is
-the caller's job (it passes their specs in), and so is acting on the result.
+This module parses and merges only (:func:`merge`, :func:`full_config`), and derives the
+dataplane's :class:`~regionmesh.dataplane.messages.HostConfig` from the result
+(:func:`host_config`); reading FelixConfiguration resources from the datastore is the caller's
+job (it passes their specs in), and so is acting on the result.
 """
 
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import logging
 import os
 import re
@@ -23,7 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from regionmesh.dataplane.messages import EndpointToHostAction, HostConfig
 from regionmesh.errors import ConfigError
+from regionmesh.model import FelixConfiguration
 from regionmesh.model.regions import validate_region
 
 LOG = logging.getLogger(__name__)
@@ -276,3 +281,54 @@ def load_local(config_file: str | None, env: Mapping[str, str]) -> list[tuple[st
     """The file and environment sources (the ones that exist before the datastore is read)."""
     path = config_file or DEFAULT_CONFIG_FILE
     return [(f"config file {path}", read_config_file(path)), ("environment", read_env(env))]
+
+
+def full_config(
+    local: list[tuple[str, dict[str, str]]], datastore: list[tuple[str, dict[str, str]]]
+) -> AgentConfig:
+    """defaults < FelixConfiguration default < node.<host> < file < environment."""
+    sources: list[tuple[str, Mapping[str, str]]] = [*datastore, *local]
+    return merge(sources)
+
+
+def felix_raw(resource: FelixConfiguration) -> dict[str, str]:
+    """A FelixConfiguration's parameters as a raw source (lower-case names, text values)."""
+    return {k.lower(): v for k, v in resource.spec.felix_parameters().items()}
+
+
+def comparable(config: AgentConfig) -> tuple[object, ...]:
+    """Every parameter except where it came from (to tell whether a restart is needed)."""
+    return tuple(getattr(config, f.name) for f in fields(config) if f.name != "sources")
+
+
+def host_config(config: AgentConfig) -> HostConfig:
+    """The dataplane's view of the config; ConfigError names the parameter that does not fit."""
+    addr: str | None = config.metadata_addr or None
+    if addr is not None:
+        try:
+            ipaddress.IPv4Address(addr)
+        except ValueError:
+            try:
+                addr = socket.gethostbyname(addr)
+            except OSError as exc:
+                raise ConfigError(
+                    f"invalid value {config.metadata_addr!r} for MetadataAddr: must be an IPv4 "
+                    f"address, a resolvable host name or 'none' ({exc})"
+                ) from exc
+    prefixes = tuple(p for p in config.interface_prefixes if p)
+    bad = [p for p in prefixes if not (p.isascii() and p.isalnum())]
+    if bad or not prefixes:
+        raise ConfigError(
+            f"invalid value {','.join(config.interface_prefixes)!r} for InterfacePrefix: must be "
+            "a comma-separated list of alphanumeric interface name prefixes"
+        )
+    port = config.metadata_port or 8775
+    return HostConfig(
+        interface_prefixes=prefixes,
+        default_endpoint_to_host_action=EndpointToHostAction(
+            config.default_endpoint_to_host_action
+        ),
+        metadata_addr=addr,
+        metadata_port=port,
+        ipv6_enabled=config.ipv6_support,
+    )

@@ -3,7 +3,7 @@
 Start-up (:func:`start`), in this order, so nothing is written when something is wrong:
 
 1. felix.cfg + ``FELIX_*`` are merged by the agent's own loader
-   (:func:`regionmesh.agent.agent.load_agent_config`): an invalid ``OpenstackRegion`` stops
+   (:func:`regionmesh.agent.startup.load_agent_config`): an invalid ``OpenstackRegion`` stops
    ``regionmesh bgp`` with exactly the agent's message. The datastore is chosen as the agent
    chooses it, and FelixConfiguration ``default`` / ``node.<host>`` give ``InterfacePrefix`` and
    ``DeviceRouteProtocol`` (which routes are the agent's workload routes).
@@ -37,15 +37,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from regionmesh.agent.agent import (
+from regionmesh.agent.felix_settings import AgentConfig, full_config
+from regionmesh.agent.startup import (
     datastore_config,
     felix_configuration_sources,
-    full_config,
     load_agent_config,
 )
-from regionmesh.agent.felix_settings import AgentConfig
 from regionmesh.agent.syncer import ResourceSyncer
 from regionmesh.agent.updates import ResourceUpdate
+from regionmesh.backoff import Backoff
 from regionmesh.bgp.bird import BirdProcess, RunDir, check_config, write_atomically
 from regionmesh.bgp.peers import BGPSettings, NodeBGP, Peering, PeerSpec, compute_peerings
 from regionmesh.bgp.render import BirdInputs, render
@@ -202,18 +202,6 @@ def register_node(
 
 
 @dataclass
-class _Backoff:
-    current: float = 0.0
-
-    def next(self) -> float:
-        self.current = BACKOFF_MIN if self.current == 0 else min(BACKOFF_MAX, self.current * 2)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
-
-
-@dataclass
 class DaemonStats:
     """Counters for tests and logs."""
 
@@ -244,9 +232,9 @@ class BGPDaemon:
         }
         self._text: str | None = None  # what BIRD has loaded
         self._peerings: list[Peering] = []
-        self._list_backoff = _Backoff()
+        self._list_backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX)
         self._next_list = 0.0
-        self._bird_backoff = _Backoff()
+        self._bird_backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX)
         self._next_bird = 0.0
         self._synced = False
         self._ever_synced = False

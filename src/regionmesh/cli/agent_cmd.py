@@ -2,7 +2,7 @@
 
 Parses the command line, sets up logging, builds the real dataplane (nftables via ``nft``, routes
 via netlink, in the network namespace the process runs in) and runs
-:mod:`regionmesh.agent.agent`. Exit status: 0 after ``--once`` or SIGTERM/SIGINT, 1 for a bad
+:mod:`regionmesh.agent.startup`. Exit status: 0 after ``--once`` or SIGTERM/SIGINT, 1 for a bad
 configuration (message names parameter, value and rule) or a failed ``--once``. A datastore
 configuration change restarts the agent in-process (a fresh calc graph and dataplane whose first
 apply replaces the table atomically), where Felix would exit for its supervisor.
@@ -36,7 +36,8 @@ def kernel_dataplane(config: AgentConfig) -> Dataplane:
     """
     # the kernel driver (pyroute2, nft) loads only when the agent really programs a host
     from regionmesh.dataplane.driver import NftDataplane  # noqa: PLC0415
-    from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft  # noqa: PLC0415
+    from regionmesh.dataplane.nft_runner import SubprocessNft  # noqa: PLC0415
+    from regionmesh.dataplane.routes import NetlinkRoutes  # noqa: PLC0415
 
     return NftDataplane(SubprocessNft(), NetlinkRoutes(protocol=config.device_route_protocol))
 
@@ -74,7 +75,7 @@ def _setup_logging(level: str) -> None:
 def agent_cmd(ctx: click.Context, config_file: str, once: bool, datastore_url: str | None) -> None:
     """Run the per-host agent: watch the datastore and program this host's nftables."""
     # the calc graph loads only for the agent, not for every CLI start
-    from regionmesh.agent.agent import RESTART, start  # noqa: PLC0415
+    from regionmesh.agent.startup import RESTART, start  # noqa: PLC0415
 
     parent = ctx.find_object(CliContext)
     url = datastore_url or (parent.url if parent is not None else None)

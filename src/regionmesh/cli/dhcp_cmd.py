@@ -2,9 +2,9 @@
 
 Reads neutron.conf (``[DEFAULT] host``, ``[calico] openstack_region`` and the datastore
 options) with :func:`regionmesh.openstack.calico_options.load_config_files`, chooses the datastore
-(:func:`regionmesh.openstack.dhcp_agent.choose_datastore`) and runs
-:class:`~regionmesh.openstack.dhcp_agent.DhcpAgent` with a
-:class:`~regionmesh.openstack.dnsmasq.DnsmasqSupervisor` until SIGTERM/SIGINT. Exit status 0
+(:func:`regionmesh.openstack.calico_options.compute_node_datastore`) and runs
+:class:`~regionmesh.dhcp.agent.DhcpAgent` with a
+:class:`~regionmesh.dhcp.dnsmasq.DnsmasqSupervisor` until SIGTERM/SIGINT. Exit status 0
 after a signal, 1 for a bad configuration (the message names option, value and rule) or a
 datastore that cannot be opened. Also runnable as ``python -m regionmesh.cli.dhcp_cmd``.
 """
@@ -23,11 +23,11 @@ import click
 
 from regionmesh.cli.context import CliContext
 from regionmesh.datastore import open_datastore
+from regionmesh.dhcp.agent import DhcpAgent
+from regionmesh.dhcp.dnsmasq import DEFAULT_STATE_DIR, DNSMASQ, DnsmasqSupervisor, tap_mtu
 from regionmesh.errors import AuthenticationFailed, RegionmeshError
 from regionmesh.model.regions import region_namespace
-from regionmesh.openstack.calico_options import load_config_files
-from regionmesh.openstack.dhcp_agent import DhcpAgent, choose_datastore
-from regionmesh.openstack.dnsmasq import DEFAULT_STATE_DIR, DNSMASQ, DnsmasqSupervisor, tap_mtu
+from regionmesh.openstack.calico_options import compute_node_datastore, load_config_files
 
 LOG = logging.getLogger("regionmesh.dhcp_agent")
 DEFAULT_NEUTRON_CONF = "/etc/neutron/neutron.conf"
@@ -90,7 +90,7 @@ def dhcp_agent_cmd(
         node = load_config_files(list(config_files) or [DEFAULT_NEUTRON_CONF])
         host = node.host or socket.gethostname()
         region = node.calico.openstack_region
-        store = open_datastore(choose_datastore(url, node, os.environ))
+        store = open_datastore(compute_node_datastore(url, node, os.environ))
     except RegionmeshError as exc:
         _fail(str(exc))
         return

@@ -14,8 +14,10 @@ project except :mod:`regionmesh.errors`. Public names:
 The package face is pure (messages, the Protocol, the recorder): importing it loads neither
 pyroute2 nor the driver. Import the kernel side from its modules:
 :class:`~regionmesh.dataplane.driver.NftDataplane` (the driver),
-:mod:`regionmesh.dataplane.runner` (:class:`SubprocessNft`, :class:`NetlinkRoutes`,
-:class:`EndpointRoute`, the runner Protocols) and :class:`~regionmesh.dataplane.fakenft.FakeNft`.
+:class:`~regionmesh.dataplane.nft_runner.SubprocessNft`, :class:`~regionmesh.dataplane.routes.NetlinkRoutes`,
+:mod:`regionmesh.dataplane.links` (``/sys`` reads, DHCP alias links) and
+:class:`~regionmesh.dataplane.fakenft.FakeNft`; the desired state the driver keeps is
+:mod:`regionmesh.dataplane.state`. The runner Protocols are in :mod:`regionmesh.dataplane.api`.
 
 See docs/design/dataplane.md for the table layout and the message contract.
 """

@@ -9,8 +9,9 @@ later applies are deltas: IP-set element adds/deletes, dirty chains flushed and 
 removed chains deleted after their referrers are gone, verdict-map elements added/removed,
 and the two floating-IP chains re-rendered when any endpoint's ``ipNATs`` changed.
 
-Rendering is :mod:`.render`; scripting :mod:`.tables`; kernel access :mod:`.runner`. This
-module decides *what* changed. It does not check the message order (that is
+Recording goes into :mod:`.state` (one way: ``on_update`` → state); rendering is :mod:`.render`;
+scripting :mod:`.tables`; kernel access goes through the :mod:`.api` seams (:mod:`.nft_runner`,
+:mod:`.routes`, :mod:`.fakenft`). This module decides *what* changed. It does not check the message order (that is
 :class:`.recording.RecordingDataplane`'s job in tests) but survives violations by failing
 closed.
 """
@@ -22,7 +23,7 @@ import logging
 from collections import defaultdict
 
 from regionmesh.dataplane import names
-from regionmesh.dataplane.api import Dataplane
+from regionmesh.dataplane.api import Dataplane, EndpointRoute, NftRunner, RouteRunner
 from regionmesh.dataplane.messages import (
     ActivePolicyRemove,
     ActivePolicyUpdate,
@@ -39,19 +40,15 @@ from regionmesh.dataplane.messages import (
     WorkloadEndpointUpdate,
 )
 from regionmesh.dataplane.render import (
-    FAMILIES,
-    DesiredState,
-    IPSetState,
     dispatch_verdicts,
     endpoint_chain,
     endpoint_nats,
     fip_chains,
-    member_element,
     nft_family,
     policy_chains,
     render_table,
 )
-from regionmesh.dataplane.runner import EndpointRoute, NftRunner, RouteRunner
+from regionmesh.dataplane.state import FAMILIES, DesiredState, IPSetState, member_element
 from regionmesh.dataplane.tables import (
     TableDelta,
     TableModel,

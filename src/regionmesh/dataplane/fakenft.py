@@ -1,6 +1,6 @@
 """FakeNft: an in-memory nftables kernel for unit tests, as strict as the real one.
 
-It implements :class:`regionmesh.dataplane.runner.NftRunner` for the subset of the nft language
+It implements :class:`regionmesh.dataplane.api.NftRunner` for the subset of the nft language
 the renderer emits (one command per line: ``add|delete table``, ``add|delete set``, ``add map``,
 ``add|delete element``, ``add|flush|delete chain``, ``add rule`` with the match/statement
 vocabulary of :mod:`.render`, including ``dnat to``/``snat to``). It holds tables, chains,
@@ -22,6 +22,11 @@ base chain on postrouting/input. Identical re-adds (same element, same chain, sa
 declaration) are accepted because the kernel accepts them.
 ``tests/dataplane/test_dp_fakenft_vs_kernel.py`` runs the same scripts through the real ``nft``
 to keep this honest.
+
+Why one module of this size: it is one cohesive thing, a parser for the emitted nft subset and
+the kernel's acceptance rules over the objects it builds. The rules refer to the parser's
+objects and the parser exists only to feed the rules, so splitting them would give two modules
+that only make sense together (module-size rule, docs/DESIGN.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ table is ours and stale objects vanish) or a :class:`TableDelta` (element adds/d
 flushed and refilled, chains and sets removed after nothing references them). It also reduces a
 model, or the kernel's ``nft -j list table`` output, to a :class:`Fingerprint` so a resync can
 tell whether the kernel drifted. Producing models from messages is :mod:`.render`; running the
-scripts is :mod:`.runner`.
+scripts is :mod:`.nft_runner`.
 """
 
 from __future__ import annotations

@@ -416,3 +416,31 @@ def resolve_config(
         path=default_sqlite_path(env),
         source="default (embedded store)",
     )
+
+
+_CALICO_SELECTORS = ("DATASTORE_TYPE", "ETCD_ENDPOINTS")  # Calico env that picks a store
+
+
+def choose_datastore(
+    url: str | None,
+    env: Mapping[str, str],
+    *,
+    file_url: str,
+    file_configured: bool,
+    file_source: str,
+    default_source: str,
+) -> DatastoreConfig:
+    """The datastore of a process configured by a service file (the DHCP agent), first match wins:
+
+    ``url`` (``--datastore``); ``$REGIONMESH_DATASTORE``; the service file's own settings
+    (``file_url``, when ``file_configured``); Calico's ``DATASTORE_TYPE``/``ETCD_ENDPOINTS``
+    environment; finally ``file_url`` as the file's defaults give it. Reading the file is the
+    caller's job (for neutron.conf, :func:`regionmesh.openstack.calico_options.compute_node_datastore`).
+    """
+    if url or env.get(ENV_URL):
+        return resolve_config(url=url, env=env, default_config_file="")
+    if file_configured:
+        return parse_url(file_url, source=file_source, env=env)
+    if any(env.get(n) or env.get("CALICO_" + n) for n in _CALICO_SELECTORS):
+        return resolve_config(env=env, default_config_file="")
+    return parse_url(file_url, source=default_source, env=env)

@@ -14,12 +14,14 @@ into a datastore URL with the pure :func:`datastore_url`. Opening the datastore 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from oslo_config import cfg
 
+from regionmesh.datastore.selection import DatastoreConfig, choose_datastore
 from regionmesh.errors import ConfigError
 from regionmesh.model.regions import validate_region
 
@@ -231,7 +233,7 @@ def raw_region(conf: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------- compute nodes
-# Added for the DHCP agent (``regionmesh dhcp-agent``, :mod:`regionmesh.openstack.dhcp_agent`):
+# Added for the DHCP agent (``regionmesh dhcp-agent``, :mod:`regionmesh.dhcp.agent`):
 # read neutron.conf files the way a compute node's agent does, without touching ``cfg.CONF``.
 
 
@@ -269,3 +271,23 @@ def load_config_files(paths: list[str]) -> ComputeNodeConfig:
     except ValueError as exc:  # oslo's ConfigFileValueError (e.g. etcd_port = abc)
         raise ConfigError(f"invalid value in {', '.join(paths)}: {exc}") from exc
     return ComputeNodeConfig(calico=calico, host=host, datastore_configured=configured)
+
+
+def compute_node_datastore(
+    url: str | None, node: ComputeNodeConfig, env: Mapping[str, str]
+) -> DatastoreConfig:
+    """The datastore a compute node's DHCP agent uses, first match wins:
+
+    ``--datastore``; ``$REGIONMESH_DATASTORE``; ``[calico] datastore`` or ``etcd_*`` set in
+    neutron.conf; Calico's ``DATASTORE_TYPE``/``ETCD_ENDPOINTS`` environment; finally
+    neutron.conf's etcd defaults (``127.0.0.1:2379``, as networking-calico). The precedence is
+    :func:`regionmesh.datastore.selection.choose_datastore`'s.
+    """
+    return choose_datastore(
+        url,
+        env,
+        file_url=datastore_url(node.calico),
+        file_configured=node.datastore_configured,
+        file_source="[calico] in neutron.conf",
+        default_source="[calico] defaults",
+    )

@@ -1,8 +1,9 @@
 """The elected master's view of its region's agents: heartbeats and per-port status.
 
-:class:`StatusWatcher` lists ``/calico/felix/v2/<region_string>/host/`` once, then follows
-it with a datastore watch from the next revision (re-listing after a compaction or an
-outage), as networking-calico's status watchers do (openstack-driver.md §4.1, §4.4, §4.5):
+:class:`StatusWatcher` mirrors ``/calico/felix/v2/<region_string>/host/`` with the datastore's
+:class:`~regionmesh.datastore.mirror.Mirror` (list once, then watch from the next revision;
+after a compaction a re-list diff; after an outage a re-list with exponential backoff), as
+networking-calico's status watchers do (openstack-driver.md §4.1, §4.4, §4.5):
 
 * ``…/host/<h>/status`` put → ``on_agent(host, first_update)``; while the key lives the
   agent is re-reported every ``refresh_interval`` seconds from memory (no datastore reads), so
@@ -10,16 +11,17 @@ outage), as networking-calico's status watchers do (openstack-driver.md §4.1, �
   ``on_agent_gone(host)`` (Neutron then notices by timeout; no port is marked in error);
 * ``…/host/<h>/workload/openstack/<escaped>/endpoint/<port>`` ``{"status": up|down|error}``
   → ``on_port_status(host, port_id, ACTIVE|DOWN|ERROR)``; a deleted key is reported as
-  ERROR (Neutron ignores that for a port that is gone). Snapshot items already reported with
-  the same status are skipped.
+  ERROR (Neutron ignores that for a port that is gone). Re-list items already reported with
+  the same status are skipped, and a port key that vanished while nobody watched is forgotten
+  without a report; after a re-list every live agent is re-reported at once.
 
 Watch liveness, as networking-calico's status watchers do (§4.5): every
 ``round_trip_interval`` seconds (10/3 s) the watcher writes ``…/host/round-trip-check`` (no
 lease; the value is its monotonic clock, as text) inside the prefix it watches. A watch that has
 not delivered one of those writes within ``watch_timeout`` seconds (10 s) has stalled silently
 (a frozen etcd member behind the JSON gateway keeps the stream open): it is closed and
-re-created from the last revision seen + 1, so nothing is lost or repeated; only if that
-revision has been compacted away does the watcher list again.
+re-created from the last revision seen + 1 (:meth:`Mirror.resume`), so nothing is lost or
+repeated; only if that revision has been compacted away does the mirror list again.
 
 Only this region's prefix is read, so other regions' agents are never seen. Turning the
 callbacks into Neutron agent rows and port updates is :mod:`regionmesh.openstack.mech_driver`'s
@@ -36,8 +38,9 @@ from collections import deque
 from collections.abc import Callable
 
 from regionmesh.datastore import keys
-from regionmesh.datastore.api import Datastore, EventType, Watch
-from regionmesh.errors import Compacted, DatastoreError, PermissionDenied
+from regionmesh.datastore.api import Datastore
+from regionmesh.datastore.mirror import Change, Mirror
+from regionmesh.errors import DatastoreError, PermissionDenied
 
 LOG = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class StatusWatcher:
         self._on_agent_gone = on_agent_gone
         self.refresh_interval = refresh_interval
         self._stop = threading.Event()
-        self._watch: Watch | None = None
+        self._mirror = Mirror(datastore, self.prefix, sleep=self._stop.wait)
         self._live: set[str] = set()
         self._port_status: dict[str, str] = {}
         self._last_refresh = 0.0
@@ -136,6 +139,9 @@ class StatusWatcher:
         endpoint = keys.parse_endpoint_status_key(key)
         if endpoint is None:
             return
+        if snapshot and value is None:  # vanished while nobody watched (as networking-calico)
+            self._port_status.pop(endpoint.endpoint_id, None)
+            return
         status = neutron_port_status(value)
         if snapshot and self._port_status.get(endpoint.endpoint_id) == status:
             return
@@ -154,24 +160,14 @@ class StatusWatcher:
 
     # ------------------------------------------------------------------ loop
 
-    def _snapshot(self) -> int:
-        listed = self.ds.list(self.prefix)
-        present: set[str] = set()
-        hosts: set[str] = set()
-        for kv in listed.items:
-            self.handle(kv.key, kv.value, snapshot=True)
-            ep = keys.parse_endpoint_status_key(kv.key)
-            if ep is not None:
-                present.add(ep.endpoint_id)
-            felix = keys.parse_felix_status_key(kv.key)
-            if felix is not None and not felix.last:
-                hosts.add(felix.hostname)
-        for host in self._live - hosts:  # expired while we were not watching
-            self.handle(keys.felix_status_key(self.region, host), None)
-        for port_id in set(self._port_status) - present:
-            self._port_status.pop(port_id, None)
-        self._last_refresh = time.monotonic()
-        return listed.revision
+    def _process(self, changes: list[Change]) -> None:
+        listed = False
+        for change in changes:
+            listed = listed or change.listed
+            if change.key != self.round_trip_key:
+                self.handle(change.key, change.value, snapshot=change.listed)
+        if listed:  # a (re-)list: report every live agent now (first list: just reported)
+            self._last_refresh = time.monotonic() if self._mirror.resyncs == 1 else 0.0
 
     def _write_round_trip(self, pending: deque[tuple[int, float]]) -> None:
         now = time.monotonic()
@@ -182,59 +178,59 @@ class StatusWatcher:
             return
         pending.append((revision, now))
 
-    def _follow(self, revision: int) -> None:
-        """Watch from ``revision + 1`` until stopped; re-create a stalled watch in place."""
-        pending: deque[tuple[int, float]] = deque()  # round-trip writes not seen yet
-        self._watch = self.ds.watch(self.prefix, start_revision=revision + 1)
-        next_write = time.monotonic()
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_write:
-                self._write_round_trip(pending)
-                next_write = now + self.round_trip_interval
-            if pending and now - pending[0][1] > self.watch_timeout:
-                self.stalls += 1
-                LOG.warning(
-                    "regionmesh status: watch on %s did not deliver the round-trip write of "
-                    "revision %d within %.1fs; re-creating it from revision %d",
-                    self.prefix, pending[0][0], self.watch_timeout, revision + 1,
-                )  # fmt: skip
-                self._watch.close()
-                pending.clear()
-                self._watch = self.ds.watch(self.prefix, start_revision=revision + 1)
-                next_write = time.monotonic()
-                continue
-            wait = min(1.0, self.refresh_interval, max(0.0, next_write - now))
-            batch = self._watch.next_batch(wait)
-            for event in batch:
-                revision = max(revision, event.mod_revision)
-                while pending and pending[0][0] <= event.mod_revision:
-                    pending.popleft()
-                if event.key == self.round_trip_key:
-                    continue
-                value = event.value if event.type is EventType.PUT else None
-                self.handle(event.key, value)
-            self._refresh_agents()
-            if self._watch is None or getattr(self._watch, "closed", False):
-                break
+    def _step(self, pending: deque[tuple[int, float]], next_write: float) -> float:
+        """One turn of the watch: write/check the round trip, poll the mirror; next write time."""
+        resyncs = self._mirror.resyncs
+        if not self._mirror.watching:
+            self._process(self._mirror.poll(1.0))  # waits out a backoff, then lists
+            pending.clear()
+            return time.monotonic()
+        now = time.monotonic()
+        if now >= next_write:
+            self._write_round_trip(pending)
+            next_write = now + self.round_trip_interval
+        if pending and now - pending[0][1] > self.watch_timeout:
+            self.stalls += 1
+            LOG.warning(
+                "regionmesh status: watch on %s did not deliver the round-trip write of "
+                "revision %d within %.1fs; re-creating it from revision %d",
+                self.prefix, pending[0][0], self.watch_timeout, self._mirror.revision + 1,
+            )  # fmt: skip
+            pending.clear()
+            self._mirror.resume()
+            return time.monotonic()
+        changes = self._mirror.poll(min(1.0, self.refresh_interval, max(0.0, next_write - now)))
+        if self._mirror.resyncs != resyncs:  # compacted: re-listed, the old writes are moot
+            pending.clear()
+            next_write = time.monotonic()
+        for change in changes:
+            while pending and pending[0][0] <= change.mod_revision:
+                pending.popleft()
+        self._process(changes)
+        self._refresh_agents()
+        return next_write
 
     def run(self) -> None:
-        """Snapshot, then watch, until :meth:`stop`; re-lists after compaction or outage."""
-        while not self._stop.is_set():
-            try:
-                self._follow(self._snapshot())
-            except Compacted:
-                LOG.info("regionmesh status: watch compacted; re-listing")
-            except PermissionDenied as exc:
-                LOG.error("regionmesh status: %s; re-listing in 1 s", exc)
-                self._stop.wait(1.0)
-            except DatastoreError:
-                LOG.exception("regionmesh status: datastore error; re-listing in 1 s")
-                self._stop.wait(1.0)
-            finally:
-                if self._watch is not None:
-                    self._watch.close()
-                    self._watch = None
+        """List, then watch, until :meth:`stop`; re-lists after compaction or outage."""
+        pending: deque[tuple[int, float]] = deque()  # round-trip writes not seen yet
+        next_write = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    next_write = self._step(pending, next_write)
+                except PermissionDenied as exc:  # a role problem: no traceback, just the cause
+                    LOG.error(
+                        "regionmesh status: %s; re-listing in %.1f s", exc, self._mirror.retry_delay
+                    )
+                    pending.clear()
+                except DatastoreError:
+                    LOG.exception(
+                        "regionmesh status: datastore error; re-listing in %.1f s",
+                        self._mirror.retry_delay,
+                    )
+                    pending.clear()
+        finally:
+            self._mirror.close()
 
     def start(self) -> threading.Thread:
         """Run in a daemon thread."""
@@ -245,6 +241,4 @@ class StatusWatcher:
     def stop(self) -> None:
         """Stop :meth:`run` (from any thread)."""
         self._stop.set()
-        watch = self._watch
-        if watch is not None:
-            watch.close()
+        self._mirror.close()

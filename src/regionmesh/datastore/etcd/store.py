@@ -1,72 +1,52 @@
-"""The etcd v3 datastore, through etcd3gw (etcd's gRPC JSON gateway, OpenStack's own client).
+"""EtcdDatastore: the Datastore contract over etcd's JSON gateway (requests, failover, auth).
 
-This is the only module that imports etcd3gw. It maps the
-:class:`~regionmesh.datastore.api.Datastore` contract onto etcd requests exactly as Calico does
-(policy-model.md §4.3): create is the transaction ``version(key) == 0 → put``; CAS update and
-delete compare ``mod_revision(key)``; a list is a series of range reads pinned to the revision of
-the first page (``limit`` + ``range_end``, next page from the last key + ``"\\0"``); a watch is a
-streaming ``POST /v3/watch`` with ``start_revision`` and ``prev_kv`` read by a background thread,
-which reports compaction as :class:`~regionmesh.errors.Compacted`. :meth:`EtcdDatastore.create_many`
-creates many keys in transactions of at most ``max_txn_ops`` create-only puts.
-
-Several endpoints (cluster members) are tried in turn, starting with the last one that answered;
-an endpoint that fails is passed over for the next request. Each request has its own deadline
-(``timeout``, 4 s by default: shorter than etcd's own 7 s proposal timeout, so a client moves on
-from a member that lost its leader before the member gives up).
-
-Faults, as measured on a real 3-member cluster (tests/faults/):
-
-* A request that could not be sent (connection refused, connect timeout) is retried on the next
-  endpoint. A *read* that got no answer is retried on the next endpoint too.
-* A *write* that was sent but got no answer (read timeout, dropped connection, HTTP 5xx such as
-  ``etcdserver: request timed out``) has an unknown outcome. The write methods then re-read the
-  key (on any endpoint) before doing anything else: if the re-read shows the write applied they
-  return its revision, otherwise they retry the same conditional write, whose compare
-  (``version == 0`` / ``mod_revision == r``) makes a double apply impossible. Only if the
-  outcome cannot be settled within about three timeouts do they raise
-  :class:`~regionmesh.errors.OutcomeUnknown`.
-* Watch liveness: through the gateway, a watch on a frozen or partitioned member stalls silently
-  with its stream open (etcd's progress notifications come every 10 minutes). A monitor thread
-  per watch therefore sends a round-trip probe (a linearizable point read, which needs the member
-  alive *and* in touch with a quorum) to the watch's member after ``watch_idle_timeout`` seconds
-  without a message; if the probe does not answer within ``timeout`` the stream is shut down and
-  the watch resumes on the next member from its last revision + 1 (nothing lost, nothing
-  repeated; invisible to the consumer). The stream socket also has TCP keepalive.
-* ``database space exceeded`` (the NOSPACE alarm) becomes :class:`~regionmesh.errors.QuotaExceeded`
-  naming the alarm and the remedy; the refused write had no effect.
-
-TLS uses the CA / client certificate files; with a username the client gets a token from
-``/v3/auth/authenticate`` and sends it in the ``Authorization`` header (etcd3gw has no auth
-support of its own), re-authenticating once when etcd says the token is invalid. Every
-etcd3gw/requests exception is translated into :mod:`regionmesh.errors`; connection problems
-become :class:`~regionmesh.errors.DatastoreUnavailable`.
-
-Choosing endpoints and credentials is :mod:`regionmesh.datastore.selection`'s job; encoding
-resources is ``resources.py``'s.
+One class, kept whole on purpose (over 500 lines): every contract method is one gateway
+request plus the fault handling that request needs (which member to try next, whether an
+unanswered write must be re-read before a retry, how a refusal is named), and those rules are
+only readable next to the requests they govern. The wire format is :mod:`.wire`'s; watches
+are :mod:`.watch`'s; the mapping and the measured fault behaviour are in the package docstring.
 """
 
 from __future__ import annotations
 
-import base64
 import builtins
-import contextlib
 import json
-import os
-import queue
-import socket
 import threading
 import time
-from binascii import a2b_base64
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import etcd3gw
 import requests
-from urllib3.exceptions import NewConnectionError
 
-from regionmesh.datastore.api import EventType, KeyValue, ListResult, WatchEvent
-from regionmesh.datastore.keys import prefix_range_end
+from regionmesh.datastore.api import KeyValue, ListResult
+from regionmesh.datastore.etcd.watch import EtcdWatch
+from regionmesh.datastore.etcd.wire import (
+    _AUTH_NOT_ENABLED,
+    _BAD_TOKEN,
+    _COMPACTED,
+    _FUTURE_REV,
+    _LEASE_NOT_FOUND,
+    _LIST_RETRIES,
+    _NOSPACE,
+    _RESOLVE_TIMEOUTS,
+    CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    MAX_TXN_BYTES,
+    MAX_TXN_OPS,
+    WATCH_IDLE_TIMEOUT,
+    T,
+    _b64,
+    _describe,
+    _endpoint_parts,
+    _error_text,
+    _Failed,
+    _key_range,
+    _kv,
+    _refused,
+    _session,
+    _unb64,
+)
 from regionmesh.errors import (
     AlreadyExists,
     AuthenticationFailed,
@@ -79,173 +59,6 @@ from regionmesh.errors import (
     QuotaExceeded,
     RevisionConflict,
 )
-
-T = TypeVar("T")
-
-DEFAULT_TIMEOUT = 4.0
-"""Seconds one request may take on one endpoint before the client moves on."""
-CONNECT_TIMEOUT = 2.0
-WATCH_CONNECT_TIMEOUT = 5.0
-WATCH_IDLE_TIMEOUT = 2.0
-"""Seconds without a message on a watch stream before its member is probed."""
-MAX_TXN_OPS = 128
-"""etcd's default ``--max-txn-ops``: operations per transaction branch."""
-MAX_TXN_BYTES = 1 << 20
-"""Payload bytes per batched transaction (etcd's default ``--max-request-bytes`` is 1.5 MiB)."""
-_LIST_RETRIES = 3
-_RESOLVE_TIMEOUTS = 3.0
-"""An unknown write outcome is settled within this many ``timeout`` periods, else raised."""
-
-_COMPACTED = "required revision has been compacted"
-_FUTURE_REV = "required revision is a future revision"
-_LEASE_NOT_FOUND = "requested lease not found"
-_NOSPACE = "database space exceeded"
-_BAD_TOKEN = ("invalid auth token", "user name is empty")
-_AUTH_NOT_ENABLED = "authentication is not enabled"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(data: str) -> bytes:
-    return a2b_base64(data)
-
-
-def _key_range(prefix: str) -> tuple[bytes, bytes]:
-    lo = prefix.encode()
-    hi = prefix_range_end(lo)
-    # etcd: key "\0" with range_end "\0" means every key.
-    return (lo or b"\0"), (hi if hi is not None else b"\0")
-
-
-def _kv(item: dict[str, Any]) -> KeyValue:
-    """A KeyValue from a gateway ``kvs`` item."""
-    return KeyValue(
-        a2b_base64(item["key"]).decode(),
-        a2b_base64(item.get("value", "")),
-        int(item.get("mod_revision", 0)),
-        int(item.get("create_revision", 0)),
-        int(item.get("lease", 0)),
-    )
-
-
-def _error_text(detail: str | None, fallback: str) -> str:
-    """The etcd error message inside a gateway error body (JSON), else the raw text."""
-    if detail:
-        try:
-            body = json.loads(detail)
-        except ValueError:
-            return detail.strip()
-        if isinstance(body, dict):
-            err = body.get("error")
-            if isinstance(err, dict):
-                err = err.get("message")
-            return str(err or body.get("message") or detail).strip()
-        return detail.strip()
-    return fallback
-
-
-def _key_text(value: str | None) -> str:
-    return "" if not value else _unb64(value).decode(errors="replace")
-
-
-def _range_text(key: str | None, range_end: str | None) -> str:
-    """``KEY``, ``prefix KEY`` or ``range [KEY, END)`` for a gateway key / range_end pair."""
-    lo, hi = _key_text(key), _key_text(range_end)
-    if not range_end:
-        return lo
-    if hi == "\0":
-        return f"range [{lo}, end of keyspace)"
-    if prefix_range_end(lo.encode()) == hi.encode():
-        return f"prefix {lo}"
-    return f"range [{lo}, {hi})"
-
-
-def _describe(path: str, payload: dict[str, Any]) -> tuple[str, str]:
-    """``(operation, key or range)`` of one gateway request, for permission messages."""
-    if path == "/kv/range":
-        return "read", _range_text(payload.get("key"), payload.get("range_end"))
-    if path == "/kv/put":
-        return "write", _range_text(payload.get("key"), None)
-    if path == "/kv/deleterange":
-        return "delete", _range_text(payload.get("key"), payload.get("range_end"))
-    if path == "/kv/txn":
-        names: builtins.list[str] = []
-        ops: builtins.list[str] = []
-        for cmp in payload.get("compare") or []:
-            names.append(_range_text(cmp.get("key"), cmp.get("range_end")))
-            ops.append("read")
-        for req in [*(payload.get("success") or []), *(payload.get("failure") or [])]:
-            for kind, body in req.items():
-                op = {"request_put": "write", "request_delete_range": "delete"}.get(kind, "read")
-                names.append(_range_text(body.get("key"), body.get("range_end")))
-                ops.append(op)
-        unique = list(dict.fromkeys(names))
-        verb = "write" if {"write", "delete"} & set(ops) else "read"
-        return verb, ", ".join(unique)
-    if path == "/kv/compaction":
-        return "compact", "the keyspace"
-    if path.startswith(("/lease/", "/kv/lease/")):
-        return "use leases", ""
-    if path.startswith("/auth/"):
-        return f"call {path} (needs the root role)", ""
-    return f"call {path}", ""
-
-
-class _Failed(Exception):
-    """Internal: one endpoint did not answer. ``sent``: the request may have reached etcd."""
-
-    def __init__(self, text: str, *, sent: bool) -> None:
-        super().__init__(text)
-        self.text = text
-        self.sent = sent
-
-
-def _refused(exc: requests.exceptions.ConnectionError) -> bool:
-    """True when the connection was never established (nothing was sent)."""
-    seen: set[int] = set()
-    item: BaseException | None = exc
-    while item is not None and id(item) not in seen:
-        seen.add(id(item))
-        if isinstance(item, NewConnectionError | ConnectionRefusedError):
-            return True
-        reason = getattr(item, "reason", None)
-        if isinstance(reason, BaseException):
-            item = reason
-            continue
-        args = getattr(item, "args", ())
-        nested = next((a for a in args if isinstance(a, BaseException)), None)
-        item = nested or item.__context__
-    return False
-
-
-def _session(
-    ca_cert_file: str | None, cert_file: str | None, key_file: str | None
-) -> requests.Session:
-    """A requests session for one endpoint.
-
-    With an explicit CA the session ignores the environment (``trust_env``): requests would
-    otherwise let ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override the configured CA.
-    """
-    session = requests.Session()
-    if ca_cert_file:
-        session.verify = ca_cert_file
-        session.trust_env = False
-    if cert_file and key_file:
-        session.cert = (cert_file, key_file)
-    return session
-
-
-def _endpoint_parts(endpoint: str) -> tuple[str, str, int]:
-    parts = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DatastoreError(f"invalid etcd endpoint {endpoint!r}: expected http(s)://host:port")
-    try:
-        port = parts.port or 2379
-    except ValueError as exc:
-        raise DatastoreError(f"invalid etcd endpoint {endpoint!r}: {exc}") from exc
-    return parts.scheme, parts.hostname, port
 
 
 class EtcdDatastore:
@@ -906,303 +719,3 @@ class EtcdDatastore:
 
     def __repr__(self) -> str:
         return f"EtcdDatastore({','.join(self.endpoints)!r})"
-
-
-_CLOSED = object()
-
-
-class _StreamError(Exception):
-    """Internal: the stream broke in a way worth retrying (possibly on another endpoint)."""
-
-
-def _keepalive(resp: requests.Response) -> None:
-    """Blocking reads (the monitor decides about silence) and TCP keepalive on the stream."""
-    with contextlib.suppress(AttributeError, OSError):
-        conn = resp.raw.connection
-        sock = getattr(conn, "sock", None)
-        if sock is None:
-            return
-        sock.settimeout(None)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for opt, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3)):
-            if hasattr(socket, opt):
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
-
-
-class EtcdWatch:
-    """One etcd watch stream, read by a daemon thread into a queue of batches.
-
-    The reader thread keeps the position (next revision wanted) and, when the stream breaks,
-    reconnects from there on the next endpoint; it gives up with DatastoreUnavailable after
-    ``max_failures`` consecutive failed attempts. A monitor thread probes the stream's member
-    after ``watch_idle_timeout`` seconds of silence and shuts a stalled stream down (see the
-    module docstring). Compaction and cancellation end the watch with Compacted /
-    DatastoreError, raised from :meth:`next_batch`. :meth:`close` shuts the socket down so the
-    thread wakes at once.
-    """
-
-    max_failures = 6
-
-    def __init__(self, store: EtcdDatastore, prefix: str, start_revision: int) -> None:
-        self._store = store
-        self.prefix = prefix
-        lo, hi = _key_range(prefix)
-        self._probe_key = lo
-        self._create = {
-            "key": _b64(lo),
-            "range_end": _b64(hi),
-            "prev_kv": True,
-            "progress_notify": True,
-        }
-        self._next_revision = start_revision
-        self._queue: queue.Queue[object] = queue.Queue()
-        self._closed = threading.Event()
-        self._done = False
-        self._error: BaseException | None = None
-        self._resp_lock = threading.Lock()
-        self._resp: requests.Response | None = None
-        self._index = store._active
-        self._last_message = time.monotonic()
-        self.stalls = 0
-        """Streams this watch abandoned because their member failed the probe (for tests)."""
-        self.reconnects = 0
-        self._thread = threading.Thread(
-            target=self._run, name=f"regionmesh-etcd-watch {prefix}", daemon=True
-        )
-        self._monitor_thread = threading.Thread(
-            target=self._monitor, name=f"regionmesh-etcd-watch-probe {prefix}", daemon=True
-        )
-        self._thread.start()
-        self._monitor_thread.start()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called or the watch ended."""
-        return self._closed.is_set() or self._done
-
-    def _what(self) -> str:
-        lo, hi = _key_range(self.prefix)
-        return _range_text(_b64(lo), _b64(hi))
-
-    @property
-    def endpoint(self) -> str:
-        """The endpoint the stream is (or was last) connected to."""
-        return self._store.endpoints[self._index]
-
-    # --- reader thread --------------------------------------------------------------------
-
-    def _run(self) -> None:
-        failures = 0
-        count = len(self._store._clients)
-        last_problem = ""
-        while not self._closed.is_set():
-            try:
-                progressed = self._stream(self._index)
-                if progressed:
-                    failures = 0
-                last_problem = "the stream ended"
-            except (Compacted, DatastoreError) as exc:
-                if not self._closed.is_set():
-                    self._queue.put(exc)
-                return
-            except (
-                _StreamError,
-                _Failed,
-                requests.exceptions.RequestException,
-                OSError,
-                ValueError,
-            ) as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
-            if self._closed.is_set():
-                break
-            failures += 1
-            if failures >= self.max_failures:
-                self._queue.put(
-                    DatastoreUnavailable(
-                        f"etcd watch on {self.prefix!r} lost and could not be re-established "
-                        f"({', '.join(self._store.endpoints)}): {last_problem}"
-                    )
-                )
-                return
-            self._index = (self._index + 1) % count
-            self.reconnects += 1
-            self._closed.wait(min(0.1 * failures, 1.0))
-        self._queue.put(_CLOSED)
-
-    def _stream(self, index: int) -> bool:
-        """Run one stream until it ends; return whether any event or progress arrived."""
-        store = self._store
-        session = store._watch_session(index)
-        body: dict[str, Any] = {
-            "create_request": {**self._create, "start_revision": self._next_revision}
-        }
-        progressed = False
-        self._last_message = time.monotonic()
-        try:
-            # The read timeout bounds the wait for the response headers (a frozen member
-            # accepts the connection and then says nothing); _keepalive lifts it afterwards.
-            resp = session.post(
-                store._urls[index] + "/watch",
-                json=body,
-                stream=True,
-                timeout=(WATCH_CONNECT_TIMEOUT, store.watch_idle_timeout + store.timeout),
-            )
-            _keepalive(resp)
-            with self._resp_lock:
-                self._resp = resp
-            self._last_message = time.monotonic()
-            if self._closed.is_set():
-                return progressed
-            if resp.status_code != 200:
-                text = _error_text(resp.text, resp.reason)
-                if any(t in text for t in _BAD_TOKEN):
-                    store._authed.discard(index)
-                    raise _StreamError(text)
-                if resp.status_code >= 500:
-                    raise _StreamError(f"HTTP {resp.status_code}: {text}")
-                raise store._translate(text, index, ("watch", self._what()))
-            buf = b""
-            for chunk in resp.iter_content(chunk_size=None):
-                self._last_message = time.monotonic()
-                buf += chunk
-                while (nl := buf.find(b"\n")) >= 0:
-                    line, buf = buf[:nl], buf[nl + 1 :]
-                    if line.strip() and self._handle(json.loads(line), index):
-                        progressed = True
-            return progressed
-        finally:
-            with self._resp_lock:
-                resp_done, self._resp = self._resp, None
-            if resp_done is not None:
-                resp_done.close()
-            session.close()
-
-    def _handle(self, message: dict[str, Any], index: int) -> bool:
-        """Process one stream message; True if it carried events or progress."""
-        if "error" in message:
-            text = _error_text(json.dumps(message), "watch error")
-            if any(t in text for t in _BAD_TOKEN):
-                self._store._authed.discard(index)
-                raise _StreamError(text)
-            raise self._store._translate(text, index, ("watch", self._what()))
-        result = message.get("result") or {}
-        compact_revision = int(result.get("compact_revision", 0))
-        if compact_revision:
-            raise Compacted(
-                f"etcd watch on {self.prefix!r} from revision {self._next_revision}: "
-                f"compacted up to revision {compact_revision}",
-                compact_revision,
-            )
-        if result.get("canceled"):
-            reason = str(result.get("cancel_reason", ""))
-            if any(t in reason for t in _BAD_TOKEN):
-                self._store._authed.discard(index)
-                raise _StreamError(reason)
-            if "permission denied" in reason:
-                raise self._store._translate(reason, index, ("watch", self._what()))
-            raise DatastoreError(
-                f"etcd cancelled the watch on {self.prefix!r}: {result.get('cancel_reason', '')}"
-            )
-        events = result.get("events")
-        if events:
-            batch = [_event(e) for e in events]
-            self._next_revision = batch[-1].mod_revision + 1
-            self._queue.put(batch)
-            return True
-        if not result.get("created"):
-            header_revision = int((result.get("header") or {}).get("revision", 0))
-            self._next_revision = max(self._next_revision, header_revision + 1)
-            return True
-        return False
-
-    # --- liveness monitor -----------------------------------------------------------------
-
-    def _monitor(self) -> None:
-        store = self._store
-        idle = store.watch_idle_timeout
-        while not self._closed.wait(min(0.25, idle / 4)):
-            with self._resp_lock:
-                resp = self._resp
-            if resp is None or time.monotonic() - self._last_message < idle:
-                continue
-            index = self._index
-            problem = store._probe(index, self._probe_key)
-            if self._closed.is_set():
-                return
-            if problem is None:
-                self._last_message = time.monotonic()
-                continue
-            with self._resp_lock:
-                still = self._resp is resp
-            if still:
-                self.stalls += 1
-                _shutdown(resp)
-
-    # --- consumer side --------------------------------------------------------------------
-
-    def next_batch(self, timeout: float | None) -> builtins.list[WatchEvent]:
-        """Return the next batch, ``[]`` on timeout or once closed; raise what ended the watch."""
-        if self._error is not None:
-            raise self._error
-        if self._closed.is_set() or self._done:
-            return []
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        if item is _CLOSED:
-            self._done = True
-            return []
-        if isinstance(item, BaseException):
-            self._done = True
-            self._error = item
-            raise item
-        assert isinstance(item, list)
-        return item
-
-    def __iter__(self) -> Iterator[builtins.list[WatchEvent]]:
-        while True:
-            batch = self.next_batch(None)
-            if not batch:
-                return
-            yield batch
-
-    def close(self) -> None:
-        """Stop the stream; safe from any thread."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._queue.put(_CLOSED)
-        with self._resp_lock:
-            resp = self._resp
-        if resp is not None:
-            _shutdown(resp)
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
-
-
-def _shutdown(resp: requests.Response) -> None:
-    """Shut the response's socket down so a thread blocked reading it wakes up.
-
-    Best effort: the socket may be gone already (``OSError``), or urllib3 may no longer hold
-    a file object for it (``AttributeError``/``ValueError`` from ``fileno``)."""
-    with contextlib.suppress(OSError, AttributeError, ValueError):
-        fd = resp.raw.fileno()
-        sock = socket.socket(fileno=os.dup(fd))
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        finally:
-            sock.close()
-
-
-def _event(item: dict[str, Any]) -> WatchEvent:
-    kv = item["kv"]
-    prev = item.get("prev_kv")
-    deleted = item.get("type") == "DELETE"
-    return WatchEvent(
-        type=EventType.DELETE if deleted else EventType.PUT,
-        key=_unb64(kv["key"]).decode(),
-        value=None if deleted else _unb64(kv.get("value", "")),
-        mod_revision=int(kv["mod_revision"]),
-        prev_value=None if prev is None else _unb64(prev.get("value", "")),
-    )

@@ -19,12 +19,13 @@ from collections.abc import Mapping
 import pytest
 from fault_support import use_test_helpers, wait_for
 
-from regionmesh.agent.agent import start
+from regionmesh.agent.startup import start
 from regionmesh.dataplane import names
 from regionmesh.dataplane.driver import NftDataplane
 from regionmesh.dataplane.fakenft import FakeNft
 from regionmesh.datastore.etcd import EtcdDatastore
-from regionmesh.openstack.dhcp_agent import DhcpAgent, NetworkDhcp
+from regionmesh.dhcp.agent import DhcpAgent
+from regionmesh.dhcp.render import NetworkDhcp
 from regionmesh.testing.etcd_cluster import EtcdCluster
 from regionmesh.testing.tcp_proxy import TcpProxy
 

@@ -1,12 +1,7 @@
-"""The per-host agent runtime (Felix's daemon loop): config → datastore → calc graph → dataplane.
+"""The per-host agent's main loop (Felix's daemon loop): datastore → calc graph → dataplane.
 
-Start-up (:func:`start`): the file and ``FELIX_*`` sources are merged first, so an invalid
-``OpenstackRegion`` (or ``DatastoreType``) stops the agent before it opens anything; then the
-datastore is chosen (:func:`datastore_config`), FelixConfiguration ``default`` and
-``node.<hostname>`` are read and everything is merged again with Felix's precedence
-(:mod:`regionmesh.agent.felix_settings`).
-
-The :class:`Agent` loop, single-threaded:
+Building an :class:`Agent` (config, datastore, dataplane, in that order) is
+:mod:`regionmesh.agent.startup`'s job. The :class:`Agent` loop, single-threaded:
 
 * :class:`~regionmesh.agent.syncer.ResourceSyncer` lists the resource tree once and watches it;
   each batch goes into the :class:`~regionmesh.agent.graph.CalcGraph`, batches arriving within
@@ -16,7 +11,7 @@ The :class:`Agent` loop, single-threaded:
   through the graph, and its first apply replaces the whole table atomically; nothing is
   removed before that.
 * Fail-safe: when the datastore is unreachable the programmed ruleset stays as it is, listing is
-  retried with exponential backoff (0.5 s … 10 s), and heartbeats resume as soon as writes work
+  retried with the mirror's exponential backoff (0.5 s … 10 s), and heartbeats resume as soon as writes work
   again. A compacted watch is re-listed and diffed (deletes for vanished keys). A failed
   dataplane transaction is retried with backoff (the driver then rewrites the whole table).
 * ``ClusterInformation/default`` with ``datastoreReady: false`` holds programming (the kernel
@@ -36,32 +31,34 @@ What is programmed is the graph's and the dataplane's business; this module only
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
-import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from regionmesh.agent.felix_settings import AgentConfig, load_local, merge
+from regionmesh.agent.felix_settings import (
+    AgentConfig,
+    comparable,
+    felix_raw,
+    full_config,
+    host_config,
+)
 from regionmesh.agent.graph import CalcGraph, ResourceUpdate
 from regionmesh.agent.status import EndpointRef, EndpointStatusReporter, HeartbeatReporter
-from regionmesh.agent.syncer import ResourceSyncer, decode_value
+from regionmesh.agent.syncer import ResourceSyncer
+from regionmesh.backoff import Backoff
 from regionmesh.dataplane.api import Dataplane
-from regionmesh.dataplane.messages import EndpointToHostAction, HostConfig, Message
-from regionmesh.datastore import DatastoreConfig, keys, open_datastore, resolve_config
+from regionmesh.dataplane.links import interface_is_up
+from regionmesh.dataplane.messages import Message
+from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.selection import ENV_URL
 from regionmesh.errors import ConfigError, DataplaneError, DatastoreError, RegionmeshError
-from regionmesh.model import (
-    ClusterInformation,
-    FelixConfiguration,
-    kind_info,
-)
+from regionmesh.model import ClusterInformation, FelixConfiguration
 
 LOG = logging.getLogger(__name__)
+
+__all__ = ["APPLY_INTERVAL", "RESTART", "Agent", "AgentStats"]
 
 RESTART = 129
 """Felix's exit code for "configuration changed, restart me"."""
@@ -72,169 +69,6 @@ BACKOFF_MIN = 0.5
 BACKOFF_MAX = 10.0
 FELIX_CONFIG_KIND = "FelixConfiguration"
 CLUSTER_INFO_KIND = "ClusterInformation"
-_ETCD_PARAMS = (
-    "DatastoreType",
-    "EtcdEndpoints",
-    "EtcdAddr",
-    "EtcdScheme",
-    "EtcdCaFile",
-    "EtcdCertFile",
-    "EtcdKeyFile",
-)
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-def datastore_config(
-    config: AgentConfig, url: str | None = None, env: Mapping[str, str] = os.environ
-) -> DatastoreConfig:
-    """Which store the agent uses, first match wins.
-
-    ``url`` (``--datastore``), ``$REGIONMESH_DATASTORE``, Felix's own ``DatastoreType`` /
-    ``EtcdEndpoints`` (or ``EtcdScheme`` + ``EtcdAddr``) / ``Etcd{Ca,Cert,Key}File`` from the
-    config file or ``FELIX_*`` (credentials, as in Felix, only from ``ETCD_USERNAME`` /
-    ``ETCD_PASSWORD``, ``CALICO_``-prefixed first), Calico's ``DATASTORE_TYPE`` / ``ETCD_*``
-    environment, then
-    regionmesh's usual defaults (calicoctl.cfg, else the embedded store).
-    """
-    if url or env.get(ENV_URL):
-        return resolve_config(url=url, env=env)
-    felix_set = [p for p in _ETCD_PARAMS if p in config.sources]
-    if not felix_set:
-        return resolve_config(env=env)
-    endpoints = config.etcd_endpoints or f"{config.etcd_scheme}://{config.etcd_addr}"
-    where = ", ".join(f"{p} from {config.sources[p]}" for p in felix_set)
-    try:
-        base = resolve_config(url=endpoints, env={})
-    except ConfigError as exc:
-        raise ConfigError(f"invalid etcd endpoints {endpoints!r} ({where}): {exc}") from exc
-    ca, cert, key = (
-        config.etcd_ca_file or None,
-        config.etcd_cert_file or None,
-        config.etcd_key_file or None,
-    )
-    for param, path in (("EtcdCaFile", ca), ("EtcdCertFile", cert), ("EtcdKeyFile", key)):
-        if path and not os.path.isfile(path):
-            raise ConfigError(f"invalid value {path!r} for {param}: the file does not exist")
-    if bool(cert) != bool(key):
-        raise ConfigError("EtcdCertFile and EtcdKeyFile must be set together")
-    # Felix takes etcd credentials only from libcalico-go's environment, never felix.cfg
-    username = env.get("CALICO_ETCD_USERNAME") or env.get("ETCD_USERNAME") or None
-    password = env.get("CALICO_ETCD_PASSWORD") or env.get("ETCD_PASSWORD") or None
-    return replace(
-        base,
-        source=f"Felix configuration ({where})",
-        ca_cert_file=ca,
-        cert_file=cert,
-        key_file=key,
-        username=username,
-        password=password,
-    )
-
-
-def felix_configuration_sources(
-    store: Datastore, hostname: str
-) -> list[tuple[str, dict[str, str]]]:
-    """FelixConfiguration ``default`` and ``node.<hostname>`` as raw sources (lowest first)."""
-    out: list[tuple[str, dict[str, str]]] = []
-    for name in ("default", f"node.{hostname}"):
-        kv = store.get(keys.resource_key(kind_info(FelixConfiguration.KIND).plural, name))
-        if kv is None:
-            continue
-        resource = decode_value(FELIX_CONFIG_KIND, kv.key, kv.value, kv.mod_revision)
-        if isinstance(resource, FelixConfiguration):
-            out.append((f"FelixConfiguration {name}", _felix_raw(resource)))
-    return out
-
-
-def _felix_raw(resource: FelixConfiguration) -> dict[str, str]:
-    return {k.lower(): v for k, v in resource.spec.felix_parameters().items()}
-
-
-def full_config(
-    local: list[tuple[str, dict[str, str]]], datastore: list[tuple[str, dict[str, str]]]
-) -> AgentConfig:
-    """defaults < FelixConfiguration default < node.<host> < file < environment."""
-    sources: list[tuple[str, Mapping[str, str]]] = [*datastore, *local]
-    return merge(sources)
-
-
-def _comparable(config: AgentConfig) -> tuple[object, ...]:
-    return tuple(getattr(config, f.name) for f in fields(config) if f.name != "sources")
-
-
-def host_config(config: AgentConfig) -> HostConfig:
-    """The dataplane's view of the config; ConfigError names the parameter that does not fit."""
-    addr: str | None = config.metadata_addr or None
-    if addr is not None:
-        try:
-            ipaddress.IPv4Address(addr)
-        except ValueError:
-            try:
-                addr = socket.gethostbyname(addr)
-            except OSError as exc:
-                raise ConfigError(
-                    f"invalid value {config.metadata_addr!r} for MetadataAddr: must be an IPv4 "
-                    f"address, a resolvable host name or 'none' ({exc})"
-                ) from exc
-    prefixes = tuple(p for p in config.interface_prefixes if p)
-    bad = [p for p in prefixes if not (p.isascii() and p.isalnum())]
-    if bad or not prefixes:
-        raise ConfigError(
-            f"invalid value {','.join(config.interface_prefixes)!r} for InterfacePrefix: must be "
-            "a comma-separated list of alphanumeric interface name prefixes"
-        )
-    port = config.metadata_port or 8775
-    return HostConfig(
-        interface_prefixes=prefixes,
-        default_endpoint_to_host_action=EndpointToHostAction(
-            config.default_endpoint_to_host_action
-        ),
-        metadata_addr=addr,
-        metadata_port=port,
-        ipv6_enabled=config.ipv6_support,
-    )
-
-
-# --------------------------------------------------------------------------- interfaces
-
-IFF_UP = 0x1
-IFF_RUNNING = 0x40
-
-
-def interface_is_up(name: str) -> bool:
-    """Oper-up as Felix's interface monitor sees it (``up``, or ``unknown`` with UP|RUNNING)."""
-    base = f"/sys/class/net/{name}"
-    try:
-        with open(f"{base}/operstate", encoding="ascii") as f:
-            state = f.read().strip()
-        if state == "up":
-            return True
-        if state == "unknown":
-            with open(f"{base}/flags", encoding="ascii") as f:
-                flags = int(f.read().strip(), 16)
-            return flags & (IFF_UP | IFF_RUNNING) == IFF_UP | IFF_RUNNING
-    except (OSError, ValueError):
-        return False
-    return False
-
-
-# --------------------------------------------------------------------------- the agent
-
-
-@dataclass
-class _Backoff:
-    low: float = BACKOFF_MIN
-    high: float = BACKOFF_MAX
-    current: float = 0.0
-
-    def next(self) -> float:
-        self.current = self.low if self.current == 0 else min(self.high, self.current * 2)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 @dataclass
@@ -275,7 +109,7 @@ class Agent:
         self.region = config.region
         self.host_config = host_config(config)
         self.graph = CalcGraph(hostname=self.hostname, host_config=self.host_config)
-        self.syncer = ResourceSyncer(store)
+        self.syncer = ResourceSyncer(store, clock=clock)
         self.heartbeat = HeartbeatReporter(
             store,
             hostname=self.hostname,
@@ -302,10 +136,8 @@ class Agent:
         self._dirty = False
         self._apply_ok = False
         self._last_apply = -1e9
-        self._apply_backoff = _Backoff()
+        self._apply_backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX)
         self._next_apply_retry = 0.0
-        self._list_backoff = _Backoff()
-        self._next_list = 0.0
         self._next_iface_poll = 0.0
         refresh = min(config.nft_refresh_interval, config.route_refresh_interval)
         self.resync_interval = refresh if refresh > 0 else None
@@ -346,7 +178,7 @@ class Agent:
 
     def _check_config(self) -> None:
         datastore = [
-            (f"FelixConfiguration {name}", _felix_raw(self.felix_configs[name]))
+            (f"FelixConfiguration {name}", felix_raw(self.felix_configs[name]))
             for name in ("default", f"node.{self.hostname}")
             if name in self.felix_configs
         ]
@@ -355,7 +187,7 @@ class Agent:
         except ConfigError as exc:
             LOG.error("New datastore configuration is invalid, keeping the old one: %s", exc)
             return
-        if _comparable(new) != _comparable(self.config):
+        if comparable(new) != comparable(self.config):
             self.restart_reason = "FelixConfiguration changed"
             LOG.warning("Configuration changed in the datastore: restarting the agent")
 
@@ -443,14 +275,12 @@ class Agent:
             updates = self.syncer.resync()
         except DatastoreError as exc:
             self.stats.list_failures += 1
-            self._next_list = now + self._list_backoff.next()
             LOG.warning(
                 "Cannot list the datastore (retrying in %.1fs; dataplane left as programmed): %s",
-                self._list_backoff.current,
+                self.syncer.retry_delay,
                 exc,
             )
             return False
-        self._list_backoff.reset()
         self._feed(updates)
         self._mark_in_sync()
         self._dirty = True
@@ -525,7 +355,7 @@ class Agent:
                 max(0.0, max(self._next_apply_retry, self._last_apply + self.apply_interval) - now)
             )
         if not self.syncer.watching:
-            waits.append(max(0.0, self._next_list - now))
+            waits.append(max(0.0, self.syncer.next_attempt - now))
         return max(0.01, min(waits))
 
     def run(self, stop: threading.Event | None = None) -> int:
@@ -534,7 +364,7 @@ class Agent:
         try:
             while not stop.is_set():
                 now = self.clock()
-                if not self.syncer.watching and now >= self._next_list:
+                if not self.syncer.watching and now >= self.syncer.next_attempt:
                     self._list(now)
                 if self.restart_reason:
                     return RESTART
@@ -543,11 +373,10 @@ class Agent:
                         updates = self.syncer.poll(self._wait_budget(now))
                     except DatastoreError as exc:
                         self.stats.list_failures += 1
-                        self._next_list = self.clock() + self._list_backoff.next()
                         LOG.warning(
                             "Lost the datastore watch (re-listing in %.1fs; dataplane left as "
                             "programmed): %s",
-                            self._list_backoff.current,
+                            self.syncer.retry_delay,
                             exc,
                         )
                         updates = []
@@ -569,65 +398,3 @@ class Agent:
             return 0
         finally:
             self.syncer.close()
-
-
-# --------------------------------------------------------------------------- start-up
-
-
-@dataclass
-class StartedAgent:
-    """What :func:`start` produced: the agent and the store it owns."""
-
-    agent: Agent
-    store: Datastore
-
-    def close(self) -> None:
-        """Close the datastore."""
-        self.store.close()
-
-
-def load_agent_config(
-    config_file: str | None, env: Mapping[str, str]
-) -> tuple[AgentConfig, list[tuple[str, dict[str, str]]]]:
-    """Merge only the local sources (file + environment): validates them before any I/O."""
-    local = load_local(config_file, env)
-    return merge(list[tuple[str, Mapping[str, str]]](local)), local
-
-
-def start(
-    config_file: str | None,
-    *,
-    url: str | None = None,
-    env: Mapping[str, str] = os.environ,
-    dataplane_factory: Callable[[AgentConfig], Dataplane],
-    store: Datastore | None = None,
-    iface_up: Callable[[str], bool] = interface_is_up,
-    start_time: float | None = None,
-) -> StartedAgent:
-    """Build an Agent: local config, datastore, datastore config, dataplane — in that order.
-
-    Raises :class:`ConfigError` (bad parameter) or a datastore error (cannot read the
-    FelixConfigurations); nothing has been programmed when it raises.
-    """
-    local_config, local = load_agent_config(config_file, env)
-    own_store = store is None
-    if store is None:
-        dsconfig = datastore_config(local_config, url, env)
-        LOG.info("Using %s", dsconfig.describe())
-        store = open_datastore(dsconfig)
-    try:
-        datastore_sources = felix_configuration_sources(store, local_config.hostname)
-        config = full_config(local, datastore_sources)
-        agent = Agent(
-            config,
-            store,
-            dataplane_factory(config),
-            local_sources=local,
-            iface_up=iface_up,
-            start_time=start_time,
-        )
-    except (RegionmeshError, OSError):
-        if own_store:
-            store.close()
-        raise
-    return StartedAgent(agent, store)

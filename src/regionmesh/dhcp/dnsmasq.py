@@ -1,6 +1,6 @@
 """The process boundary of the DHCP agent: dnsmasq instances and their alias interfaces.
 
-:class:`DnsmasqSupervisor` implements :class:`regionmesh.openstack.dhcp_agent.Supervisor`. For
+:class:`DnsmasqSupervisor` implements :class:`regionmesh.dhcp.agent.Supervisor`. For
 each network it is given it
 
 * keeps an alias interface ``ns-<network id>`` (a ``dummy`` link, or a veth whose peer stays
@@ -15,10 +15,9 @@ each network it is given it
   30 s of uptime), and on start-up stops dnsmasq processes a previous agent left behind in
   the same state directory.
 
-Everything here acts on the network namespace the agent runs in: links through the
-dataplane's netlink runner (:class:`regionmesh.dataplane.runner.NetlinkAliases`), processes
-through signals.
-What to serve is decided in :mod:`regionmesh.openstack.dhcp_agent`.
+Everything here acts on the network namespace the agent runs in: links and MTUs through the
+dataplane's host-link boundary (:mod:`regionmesh.dataplane.links`), processes through signals.
+What to serve is decided in :mod:`regionmesh.dhcp.render` and :mod:`regionmesh.dhcp.agent`.
 """
 
 from __future__ import annotations
@@ -36,9 +35,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from regionmesh.dataplane.runner import NetlinkAliases
-from regionmesh.errors import ConfigError, DataplaneError
-from regionmesh.openstack.dhcp_agent import (
+from regionmesh.dataplane.links import NetlinkAliases, interface_exists, interface_mtu
+from regionmesh.dhcp.render import (
     ALIAS_PREFIX,
     DnsmasqFiles,
     NetworkDhcp,
@@ -48,6 +46,7 @@ from regionmesh.openstack.dhcp_agent import (
     render_opts,
     server_addresses,
 )
+from regionmesh.errors import ConfigError, DataplaneError
 
 LOG = logging.getLogger(__name__)
 
@@ -65,13 +64,7 @@ _PR_SET_PDEATHSIG = 1
 
 def tap_mtu(interface: str) -> int | None:
     """The MTU of ``interface`` in this namespace, or None when it does not exist (yet)."""
-    if not interface or "/" in interface or interface.startswith("."):
-        return None
-    try:
-        with open(f"/sys/class/net/{interface}/mtu", encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
+    return interface_mtu(interface)
 
 
 class AliasInterfaces:
@@ -82,7 +75,7 @@ class AliasInterfaces:
 
     def exists(self, name: str) -> bool:
         """Whether the link exists."""
-        return os.path.exists(f"/sys/class/net/{name}")
+        return interface_exists(name)
 
     def ensure(self, name: str, addresses: list[str]) -> None:
         """The link exists, is up and carries exactly ``addresses`` (IPv4, noprefixroute)."""
