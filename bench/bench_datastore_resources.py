@@ -19,7 +19,7 @@ import time
 import etcd3gw
 
 from regionmesh.datastore import keys
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resource_client import ResourceClient
 from regionmesh.model import codec, validation
 from regionmesh.testing.etcd_server import running_etcd
 

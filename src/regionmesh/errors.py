@@ -28,6 +28,7 @@ What each error means to a caller is in its docstring; this module does no I/O.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -53,8 +54,6 @@ class FieldError:
         if self.value is None or self.value == "":
             return f"{self.path} ({self.reason})"
         if isinstance(self.value, dict | list | tuple):
-            import json
-
             shown = json.dumps(self.value, separators=(",", ":"), default=str)
         else:
             shown = str(self.value)

@@ -18,7 +18,7 @@ import requests
 
 from regionmesh.datastore.api import Datastore
 from regionmesh.datastore.etcd import EtcdDatastore
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resource_client import ResourceClient
 from regionmesh.model import codec
 from regionmesh.openstack.translate import (
     FixedIP,

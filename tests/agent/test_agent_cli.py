@@ -10,7 +10,7 @@ import agent_support as s
 import pytest
 from click.testing import CliRunner
 
-from regionmesh.agent.config import load_local, merge
+from regionmesh.agent.felix_settings import load_local, merge
 from regionmesh.agent.startup import datastore_config
 from regionmesh.cli.main import regionmesh_cli
 

@@ -90,7 +90,11 @@ def test_datastore_not_ready_holds_programming(
     s.apply_docs(store, [info, s.wep_doc(A, "one"), s.SEED_GNP])
     fake = FakeNft()
     with running(tmp_path, store, fake) as (agent, _):
-        time.sleep(0.5)
+        wait(
+            lambda: agent.in_sync and agent.cluster_ready is False,
+            5,
+            "the agent to read the snapshot with datastoreReady: false",
+        )
         assert fake.tables == {}, "programmed although datastoreReady is false"
         assert agent.stats.applies == 0
         info["spec"] = {"datastoreReady": True}

@@ -31,6 +31,7 @@ import pytest
 
 from netns import Netns, Topology, require_root_tools, wait_until
 from regionmesh.datastore.etcd import EtcdDatastore
+from regionmesh.errors import RegionmeshError
 from regionmesh.openstack.translate import NeutronPort
 
 pytestmark = [pytest.mark.root, pytest.mark.etcd, pytest.mark.timeout(240)]
@@ -69,7 +70,7 @@ class World:
         for region, host in self.hosts.items():
             try:
                 ruleset = host.run("nft", "list", "ruleset")
-            except RuntimeError as exc:
+            except RegionmeshError as exc:
                 ruleset = str(exc)
             out.append(f"----- nft ruleset {region} -----\n{ruleset}")
         for region, path in self.logs.items():

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from regionmesh.cli.main import calicoctl_cli, regionmesh_cli
 from regionmesh.datastore import open_datastore, resolve_config
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resource_client import ResourceClient
 from regionmesh.model import codec
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from regionmesh.cli.doctor import Endpoint, Heartbeat, StoreFacts, Subnet, diagnose
 from regionmesh.cli.main import regionmesh_cli
 from regionmesh.datastore import keys, open_datastore
+from regionmesh.diagnosis.findings import Endpoint, Heartbeat, StoreFacts, Subnet, diagnose
 from regionmesh.model import workload_endpoint_name
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from tests.cli.test_cli_doctor import wep
 
-from regionmesh.cli.doctor import Endpoint, NodeFacts, StoreFacts, diagnose
 from regionmesh.cli.main import calicoctl_cli, regionmesh_cli
 from regionmesh.datastore import open_datastore
+from regionmesh.diagnosis.findings import Endpoint, NodeFacts, StoreFacts, diagnose
 
 NODES = """\
 apiVersion: projectcalico.org/v3

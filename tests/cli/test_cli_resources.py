@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from regionmesh.cli.main import calicoctl_cli, regionmesh_cli
-from regionmesh.cli.resources import VERB_PAST
+from regionmesh.cli.verbs import VERB_PAST
 from regionmesh.datastore import open_datastore
 
 SEED = """\
@@ -71,7 +71,7 @@ spec:
 """
 
 
-@pytest.fixture(params=["sqlite", "etcd"])
+@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
 def datastore_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/cli.db"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from regionmesh.datastore import DatastoreConfig, open_datastore
-from regionmesh.datastore.config import (
+from regionmesh.datastore.selection import (
     ROOT_SQLITE_PATH,
     default_sqlite_path,
     load_calicoctl_config,

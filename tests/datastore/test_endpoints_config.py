@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from regionmesh.datastore.config import parse_url, resolve_config
+from regionmesh.datastore.selection import parse_url, resolve_config
 from regionmesh.errors import ConfigError
-from regionmesh.openstack.config import CalicoOptions, datastore_url
+from regionmesh.openstack.calico_options import CalicoOptions, datastore_url
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from regionmesh.datastore.api import Datastore, KeyValue
-from regionmesh.datastore.resources import (
+from regionmesh.datastore.resource_client import (
     CALICOCTL_LAYOUT,
     ResourceClient,
     SyncOutcome,

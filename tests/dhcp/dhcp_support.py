@@ -11,7 +11,7 @@ from typing import Any
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resource_client import ResourceClient
 from regionmesh.model import codec
 from regionmesh.model.endpoints import WorkloadEndpoint
 from regionmesh.openstack.translate import (

@@ -25,8 +25,8 @@ from regionmesh.dhcp.render import (
     server_addresses,
 )
 from regionmesh.errors import ValidationError
-from regionmesh.openstack.config import CalicoOptions, ComputeNodeConfig
-from regionmesh.openstack.config import compute_node_datastore as choose_datastore
+from regionmesh.openstack.calico_options import CalicoOptions, ComputeNodeConfig
+from regionmesh.openstack.calico_options import compute_node_datastore as choose_datastore
 
 HOST = "cmp-1"
 SUB_A = ds.subnet(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regionmesh.cli.explain_cmds import load_resources
-from regionmesh.cli.resources import prepare
+from regionmesh.cli.snapshots import load_resources
+from regionmesh.cli.verbs import prepare
 from regionmesh.datastore import open_datastore
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resource_client import ResourceClient
 from regionmesh.examples import CLOUD as CLOUD_NAME
 from regionmesh.examples import POLICY as POLICY_NAME
 from regionmesh.examples import example_path

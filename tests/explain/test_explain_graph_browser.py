@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from explain_support import apply_seed
 
@@ -23,6 +24,7 @@ def _chromium() -> str:
     return exe
 
 
+@pytest.mark.browser
 def test_html_graph_renders_in_chromium(cloud_url: str, tmp_path: Path) -> None:
     apply_seed(cloud_url)
     page = tmp_path / "graph.html"

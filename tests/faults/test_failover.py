@@ -13,13 +13,13 @@ import time
 import pytest
 from fault_support import wait_for
 
-from regionmesh.agent.config import load_local, merge
+from regionmesh.agent.felix_settings import load_local, merge
 from regionmesh.agent.startup import datastore_config
 from regionmesh.datastore import open_datastore
-from regionmesh.datastore.config import parse_url, resolve_config
 from regionmesh.datastore.etcd import EtcdDatastore
+from regionmesh.datastore.selection import parse_url, resolve_config
 from regionmesh.errors import AlreadyExists, RevisionConflict
-from regionmesh.openstack.config import CalicoOptions, datastore_url
+from regionmesh.openstack.calico_options import CalicoOptions, datastore_url
 from regionmesh.testing.etcd_cluster import EtcdCluster
 
 pytestmark = pytest.mark.timeout(180)

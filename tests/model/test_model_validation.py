@@ -267,3 +267,11 @@ def test_validate_does_not_require_defaults_except_namespace() -> None:
     res = codec.decode(doc("NetworkPolicy", "p"))
     assert [f.path for f in validation.validate(res)] == ["metadata.namespace"]
     assert validation.validate(validation.apply_defaults(res)) == []
+
+
+def test_every_kind_names_registered_checks() -> None:
+    from regionmesh.model.kind_checks import KIND_CHECKS
+    from regionmesh.model.kinds import KINDS
+
+    assert {info.checks for info in KINDS.values()} <= set(KIND_CHECKS)
+    assert KINDS["ClusterInformation"].checks == "name_only"

@@ -1,4 +1,4 @@
-"""Tests for regionmesh.openstack.config: [calico] options, region validation, datastore URL."""
+"""Tests for regionmesh.openstack.calico_options: [calico] options, region validation, datastore URL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from oslo_config import cfg
 
 from regionmesh.errors import ConfigError
-from regionmesh.openstack.config import CalicoOptions, datastore_url, load_options
+from regionmesh.openstack.calico_options import CalicoOptions, datastore_url, load_options
 
 
 def conf_from(tmp_path: Path, body: str) -> cfg.ConfigOpts:
@@ -82,7 +82,7 @@ def test_datastore_url_refuses_half_configs(opts: CalicoOptions, fragment: str) 
 
 def test_urls_are_understood_by_the_datastore(tmp_path: Path) -> None:
     """What datastore_url builds, regionmesh.datastore parses back into the same settings."""
-    from regionmesh.datastore.config import parse_url
+    from regionmesh.datastore.selection import parse_url
 
     for name in ("ca.pem", "crt.pem", "key.pem"):
         (tmp_path / name).write_text("x")

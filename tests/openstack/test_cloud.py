@@ -222,7 +222,7 @@ def test_cli_apply_and_delete(tmp_path: Path) -> None:
 def test_cloud_apply_bootstraps_felix_and_cluster_config(tmp_path: Path) -> None:
     """Agents need InterfacePrefix=tap and datastoreReady, as networking-calico writes them."""
     from regionmesh.datastore import open_datastore
-    from regionmesh.datastore.resources import ResourceClient
+    from regionmesh.datastore.resource_client import ResourceClient
     from regionmesh.openstack.cloud import apply_cloud, load_cloud
 
     example = example_path(CLOUD_NAME)

@@ -281,7 +281,7 @@ def test_batched_creates_fall_back_per_key_when_another_writer_created_them(
 
 def test_batched_creates_store_the_per_key_bytes(store: Datastore) -> None:
     """The bulk create writes exactly what one create through ``sync_document`` writes."""
-    from regionmesh.datastore.resources import ResourceClient
+    from regionmesh.datastore.resource_client import ResourceClient
     from regionmesh.openstack import endpoints
 
     doc = endpoints.endpoint_document(port(1), region="one", host="cmp1")

@@ -28,20 +28,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from regionmesh.selector import Selector
-from regionmesh.selector.expr import (
-    And,
-    Contains,
-    EndsWith,
-    Eq,
-    Has,
-    In,
-    Ne,
-    Node,
-    Not,
-    NotIn,
-    Or,
-    StartsWith,
-)
 
 __all__ = ["BROAD_KEYS", "LabelIndex", "Restriction", "restriction_of"]
 
@@ -66,61 +52,12 @@ class Restriction:
     values: frozenset[str] | None = None
 
 
-_Restrictions = dict[str, frozenset[str] | None]
-
-
-def _and(parts: Iterable[_Restrictions]) -> _Restrictions:
-    out: _Restrictions = {}
-    for part in parts:
-        for key, values in part.items():
-            if key not in out:
-                out[key] = values
-            elif values is not None:
-                prev = out[key]
-                out[key] = values if prev is None else prev & values
-    return out
-
-
-def _or(parts: list[_Restrictions]) -> _Restrictions:
-    out: _Restrictions = dict(parts[0])
-    for part in parts[1:]:
-        merged: _Restrictions = {}
-        for key, values in out.items():
-            if key in part:
-                other = part[key]
-                merged[key] = None if values is None or other is None else values | other
-        out = merged
-    return out
-
-
-def _restrictions(node: Node) -> _Restrictions:
-    """Labels every item matching ``node`` must carry (a sound under-approximation)."""
-    if isinstance(node, Has | Contains | StartsWith | EndsWith):
-        return {node.key: None}
-    if isinstance(node, Eq):
-        return {node.key: frozenset((node.value,))}
-    if isinstance(node, In):
-        return {node.key: frozenset(node.values)}
-    if isinstance(node, Not):
-        inner = node.operand
-        if isinstance(inner, Ne):  # !(k != v)  ==  k == v
-            return {inner.key: frozenset((inner.value,))}
-        if isinstance(inner, NotIn):
-            return {inner.key: frozenset(inner.values)}
-        return {}
-    if isinstance(node, And):
-        return _and(_restrictions(op) for op in node.operands)
-    if isinstance(node, Or):
-        return _or([_restrictions(op) for op in node.operands])
-    return {}
-
-
 def restriction_of(selector: Selector) -> Restriction | None:
     """The restriction used to index ``selector``; None if it can match label-less items.
 
     Preference: a key outside :data:`BROAD_KEYS`, then an exact value set over mere presence.
     """
-    found = _restrictions(selector.root)
+    found = selector.required_labels()
     if not found:
         return None
 

@@ -37,7 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from regionmesh.agent.config import AgentConfig, comparable, felix_raw, full_config, host_config
+from regionmesh.agent.felix_settings import (
+    AgentConfig,
+    comparable,
+    felix_raw,
+    full_config,
+    host_config,
+)
 from regionmesh.agent.graph import CalcGraph, ResourceUpdate
 from regionmesh.agent.status import EndpointRef, EndpointStatusReporter, HeartbeatReporter
 from regionmesh.agent.syncer import ResourceSyncer

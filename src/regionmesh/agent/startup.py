@@ -4,11 +4,11 @@
 (or ``DatastoreType``) stops the agent before it opens anything; then it chooses the datastore
 (:func:`datastore_config`), reads FelixConfiguration ``default`` and ``node.<hostname>``
 (:func:`felix_configuration_sources`), merges everything again with Felix's precedence
-(:func:`~regionmesh.agent.config.full_config`) and builds the
+(:func:`~regionmesh.agent.felix_settings.full_config`) and builds the
 :class:`~regionmesh.agent.loop.Agent` with the dataplane the caller's factory makes.
 
 Running the loop is :mod:`regionmesh.agent.loop`'s job; parsing parameters is
-:mod:`regionmesh.agent.config`'s; the command line is :mod:`regionmesh.cli.agent_cmd`'s.
+:mod:`regionmesh.agent.felix_settings`'s; the command line is :mod:`regionmesh.cli.agent_cmd`'s.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from regionmesh.agent.config import AgentConfig, felix_raw, full_config, load_local, merge
+from regionmesh.agent.felix_settings import AgentConfig, felix_raw, full_config, load_local, merge
 from regionmesh.agent.loop import RESTART, Agent
 from regionmesh.agent.syncer import decode_value
 from regionmesh.dataplane.api import Dataplane
 from regionmesh.dataplane.links import interface_is_up
 from regionmesh.datastore import DatastoreConfig, keys, open_datastore, resolve_config
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.config import ENV_URL
+from regionmesh.datastore.selection import ENV_URL
 from regionmesh.errors import ConfigError, RegionmeshError
 from regionmesh.model import FelixConfiguration, kind_info
 

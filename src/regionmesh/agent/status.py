@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.resources import timestamp_now
+from regionmesh.datastore.resource_client import timestamp_now
 from regionmesh.errors import DatastoreError, NotFound
 
 LOG = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from regionmesh.agent.config import AgentConfig, full_config
+from regionmesh.agent.felix_settings import AgentConfig, full_config
 from regionmesh.agent.startup import (
     datastore_config,
     felix_configuration_sources,
@@ -49,9 +49,10 @@ from regionmesh.backoff import Backoff
 from regionmesh.bgp.bird import BirdProcess, RunDir, check_config, write_atomically
 from regionmesh.bgp.peers import BGPSettings, NodeBGP, Peering, PeerSpec, compute_peerings
 from regionmesh.bgp.render import BirdInputs, render
+from regionmesh.bgp.status import parse_protocols, peer_type_of
 from regionmesh.datastore import keys, open_datastore
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resource_client import ResourceClient
 from regionmesh.errors import (
     ConfigError,
     DatastoreError,
@@ -339,8 +340,6 @@ class BGPDaemon:
         return True
 
     def _verify(self, peerings: list[Peering], timeout: float = 5.0) -> None:
-        from regionmesh.bgp.status import parse_protocols, peer_type_of
-
         want = {p.name for p in peerings}
         deadline = time.monotonic() + timeout
         while True:

@@ -20,7 +20,7 @@ from types import FrameType
 
 import click
 
-from regionmesh.agent.config import DEFAULT_CONFIG_FILE, AgentConfig
+from regionmesh.agent.felix_settings import DEFAULT_CONFIG_FILE, AgentConfig
 from regionmesh.cli.context import CliContext
 from regionmesh.dataplane.api import Dataplane
 from regionmesh.errors import ConfigError, RegionmeshError
@@ -34,9 +34,10 @@ def kernel_dataplane(config: AgentConfig) -> Dataplane:
     Routes to taps carry route protocol ``DeviceRouteProtocol`` (Felix's, default 3 = boot):
     ``regionmesh bgp`` announces exactly those.
     """
-    from regionmesh.dataplane.driver import NftDataplane
-    from regionmesh.dataplane.nft_runner import SubprocessNft
-    from regionmesh.dataplane.routes import NetlinkRoutes
+    # the kernel driver (pyroute2, nft) loads only when the agent really programs a host
+    from regionmesh.dataplane.driver import NftDataplane  # noqa: PLC0415
+    from regionmesh.dataplane.nft_runner import SubprocessNft  # noqa: PLC0415
+    from regionmesh.dataplane.routes import NetlinkRoutes  # noqa: PLC0415
 
     return NftDataplane(SubprocessNft(), NetlinkRoutes(protocol=config.device_route_protocol))
 
@@ -73,7 +74,8 @@ def _setup_logging(level: str) -> None:
 @click.pass_context
 def agent_cmd(ctx: click.Context, config_file: str, once: bool, datastore_url: str | None) -> None:
     """Run the per-host agent: watch the datastore and program this host's nftables."""
-    from regionmesh.agent.startup import RESTART, start  # the calc graph loads only for the agent
+    # the calc graph loads only for the agent, not for every CLI start
+    from regionmesh.agent.startup import RESTART, start  # noqa: PLC0415
 
     parent = ctx.find_object(CliContext)
     url = datastore_url or (parent.url if parent is not None else None)

@@ -23,13 +23,14 @@ from types import FrameType
 
 import click
 
-from regionmesh.agent.config import DEFAULT_CONFIG_FILE
-from regionmesh.cli.context import CliContext, fail
+from regionmesh.agent.felix_settings import DEFAULT_CONFIG_FILE
+from regionmesh.bgp.bird import BirdControl, RunDir
+from regionmesh.bgp.status import bgp_peers, format_node_status, parse_protocols, parse_status
+from regionmesh.cli.context import CONTEXT, CliContext, fail
 from regionmesh.errors import ConfigError, RegionmeshError
 
 LOG = logging.getLogger("regionmesh.bgp")
 DEFAULT_RUN_DIR = "/var/run/calico"
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _RUN_DIR_HELP = (
     "directory of BIRD's control socket (bird.ctl), pid file and configuration; one per "
     "instance when several run on one machine"
@@ -93,7 +94,8 @@ def bgp_cmd(  # noqa: PLR0913
     datastore_url: str | None,
 ) -> None:  # fmt: skip
     """Run BIRD for this host: register its Node, peer with the others, announce its VMs."""
-    from regionmesh.bgp.daemon import Options, start
+    # the daemon (agent config, syncer, BIRD supervision) loads only for `bgp`, not `node status`
+    from regionmesh.bgp.daemon import Options, start  # noqa: PLC0415
 
     parent = ctx.find_object(CliContext)
     url = datastore_url or (parent.url if parent is not None else None)
@@ -141,9 +143,6 @@ def node_group() -> None:
 )
 def node_status_cmd(run_dir: str) -> None:
     """The local BGP daemon's state and its peers (from BIRD's control socket)."""
-    from regionmesh.bgp.bird import BirdControl, RunDir
-    from regionmesh.bgp.status import bgp_peers, format_node_status, parse_protocols, parse_status
-
     sock = RunDir(run_dir).socket
     control = BirdControl(sock)
     try:

@@ -1,8 +1,9 @@
-"""Shared CLI plumbing: which datastore a command talks to, and how errors end a command.
+"""Shared CLI plumbing: which datastore a command talks to, how errors end a command, the
+click context settings (:data:`CONTEXT`) and the per-invocation :class:`CliContext`.
 
 Every command that touches the datastore takes ``--datastore URL`` (regionmesh's form) and
 ``-c/--config FILE`` (calicoctl's), also accepted before the sub-command. Resolution itself
-(env, calicoctl.cfg, embedded default) belongs to :mod:`regionmesh.datastore.config`. The
+(env, calicoctl.cfg, embedded default) belongs to :mod:`regionmesh.datastore.selection`. The
 datastore package is imported only when a command opens the store, so commands that never do
 (``version``, ``validate``, ``--help``) start without it.
 """
@@ -19,9 +20,12 @@ from regionmesh.errors import RegionmeshError
 
 if TYPE_CHECKING:  # imported when a command opens the datastore, not at start-up
     from regionmesh.datastore.api import Datastore
-    from regionmesh.datastore.resources import ResourceClient
+    from regionmesh.datastore.resource_client import ResourceClient
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""click ``context_settings`` shared by every regionmesh/calicoctl command."""
 
 
 def fail(message: str) -> NoReturn:
@@ -41,7 +45,8 @@ class CliContext:
     def store(self) -> Datastore:
         """Open (once) and return the selected datastore; exit 1 with the reason if it fails."""
         if self._store is None:
-            from regionmesh.datastore import open_datastore, resolve_config
+            # the datastore package loads when a command opens the store, not at start-up
+            from regionmesh.datastore import open_datastore, resolve_config  # noqa: PLC0415
 
             try:
                 self._store = open_datastore(
@@ -53,7 +58,7 @@ class CliContext:
 
     def client(self) -> ResourceClient:
         """A ResourceClient over the selected datastore."""
-        from regionmesh.datastore.resources import ResourceClient
+        from regionmesh.datastore.resource_client import ResourceClient  # noqa: PLC0415
 
         return ResourceClient(self.store())
 
@@ -62,6 +67,11 @@ class CliContext:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def cli_context(ctx: click.Context) -> CliContext:
+    """The invocation's :class:`CliContext` (created on first use)."""
+    return ctx.ensure_object(CliContext)
 
 
 def _set_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -1,8 +1,8 @@
 """``regionmesh dhcp-agent``: the compute host's region-aware DHCP agent, in the foreground.
 
 Reads neutron.conf (``[DEFAULT] host``, ``[calico] openstack_region`` and the datastore
-options) with :func:`regionmesh.openstack.config.load_config_files`, chooses the datastore
-(:func:`regionmesh.openstack.config.compute_node_datastore`) and runs
+options) with :func:`regionmesh.openstack.calico_options.load_config_files`, chooses the datastore
+(:func:`regionmesh.openstack.calico_options.compute_node_datastore`) and runs
 :class:`~regionmesh.dhcp.agent.DhcpAgent` with a
 :class:`~regionmesh.dhcp.dnsmasq.DnsmasqSupervisor` until SIGTERM/SIGINT. Exit status 0
 after a signal, 1 for a bad configuration (the message names option, value and rule) or a
@@ -27,7 +27,7 @@ from regionmesh.dhcp.agent import DhcpAgent
 from regionmesh.dhcp.dnsmasq import DEFAULT_STATE_DIR, DNSMASQ, DnsmasqSupervisor, tap_mtu
 from regionmesh.errors import AuthenticationFailed, RegionmeshError
 from regionmesh.model.regions import region_namespace
-from regionmesh.openstack.config import compute_node_datastore, load_config_files
+from regionmesh.openstack.calico_options import compute_node_datastore, load_config_files
 
 LOG = logging.getLogger("regionmesh.dhcp_agent")
 DEFAULT_NEUTRON_CONF = "/etc/neutron/neutron.conf"

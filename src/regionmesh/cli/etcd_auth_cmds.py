@@ -23,9 +23,10 @@ import click
 import yaml
 
 from regionmesh.cli.context import CliContext, datastore_options, fail
-from regionmesh.cli.doctor import Finding, print_findings
+from regionmesh.cli.doctor import print_findings
 from regionmesh.datastore import etcd_roles
 from regionmesh.datastore.api import Datastore
+from regionmesh.diagnosis.findings import Finding
 from regionmesh.errors import ConfigError, RegionmeshError
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def _plan(regions: str, agent_hosts: tuple[str, ...]) -> etcd_roles.Plan:
 
 
 def _etcd(store: Datastore, what: str) -> EtcdDatastore:
-    from regionmesh.datastore.etcd import EtcdDatastore
+    # the etcd client loads only when the store is etcd
+    from regionmesh.datastore.etcd import EtcdDatastore  # noqa: PLC0415
 
     if not isinstance(store, EtcdDatastore):
         fail(f"{what}: the selected datastore is not etcd ({store!r}); etcd users need etcd")
@@ -169,7 +171,8 @@ def apply_cmd(
     no_enable: bool,
 ) -> None:
     """Create/update the plan's roles and users in etcd, then enable authentication."""
-    from regionmesh.openstack.writer import RegionWriter
+    # the Neutron side's writer (findings) loads only for `etcd-auth apply`
+    from regionmesh.openstack.writer import RegionWriter  # noqa: PLC0415
 
     plan = _plan(regions, agent_hosts)
     passwords = _read_passwords(password_file)

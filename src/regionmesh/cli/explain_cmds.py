@@ -1,10 +1,11 @@
-"""``regionmesh explain | verify | diff | graph | demo`` and ``apply --dry-run``.
+"""``regionmesh explain | verify | diff | graph`` and ``apply --dry-run``.
 
 Thin click layer over :mod:`regionmesh.policy`: it reads every policy-relevant resource from the
 datastore into a :class:`~regionmesh.policy.Snapshot`, asks :mod:`regionmesh.policy.flowspec`
 (explain/verify), :mod:`regionmesh.policy.whatif` (diff, apply --dry-run) or
 :mod:`regionmesh.policy.connectivity` (graph, matrices) and prints text or JSON. Verdicts and
-traces are never computed here. Drawing is :mod:`.graph_render`; the demo is :mod:`.demo`.
+traces are never computed here. Reading the snapshot is :mod:`.snapshots`; text rendering is
+:mod:`.views`, drawing :mod:`.graph_render`; the demo is :mod:`.demo`.
 Exit status: 0 on success, 1 on any error (unknown endpoint, invalid file, datastore problem)
 and, for ``verify``, when any flow differs from its expectation.
 """
@@ -13,20 +14,22 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from regionmesh.cli.context import CliContext, datastore_options, fail
-from regionmesh.cli.resources import Prepared, prepare
-from regionmesh.datastore.resources import ResourceClient, does_not_exist, policy_tier_name
+from regionmesh.cli.context import CONTEXT, CliContext, cli_context, datastore_options, fail
+from regionmesh.cli.graph_render import render_html, render_svg
+from regionmesh.cli.snapshots import flow_context, read_snapshot
+from regionmesh.cli.verbs import Prepared, prepare
+from regionmesh.cli.views import render_edges, render_explanation, render_matrix, render_what_if
+from regionmesh.datastore.resource_client import does_not_exist, policy_tier_name
 from regionmesh.errors import RegionmeshError, ValidationError
-from regionmesh.model import FelixConfiguration, Resource
+from regionmesh.model import Resource
 from regionmesh.model.regions import region_of_namespace
-from regionmesh.policy import DirectionVerdict, FlowVerdict, Snapshot
-from regionmesh.policy.connectivity import Connectivity, compute_connectivity, protocol_name
+from regionmesh.policy.connectivity import compute_connectivity
 from regionmesh.policy.flowspec import (
     FlowCheck,
     check_flow,
@@ -34,20 +37,8 @@ from regionmesh.policy.flowspec import (
     parse_flow_entry,
     resolve_flow,
 )
-from regionmesh.policy.hostlocal import DEFAULT_ENDPOINT_TO_HOST_ACTION
-from regionmesh.policy.whatif import FlowChange, WhatIf, what_if
+from regionmesh.policy.whatif import WhatIf, what_if
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-SNAPSHOT_KINDS = (
-    "Tier",
-    "Profile",
-    "GlobalNetworkPolicy",
-    "NetworkPolicy",
-    "WorkloadEndpoint",
-    "HostEndpoint",
-    "NetworkSet",
-    "GlobalNetworkSet",
-)
 _OPTION_OF = {
     "from.endpoint": "--from",
     "from.ip": "--from-ip",
@@ -64,81 +55,7 @@ _OPTION_OF = {
 }
 
 
-def _obj(ctx: click.Context) -> CliContext:
-    return ctx.ensure_object(CliContext)
-
-
-def load_resources(client: ResourceClient) -> list[Resource]:
-    """Every resource a Snapshot looks at, from the datastore."""
-    out: list[Resource] = []
-    for kind in SNAPSHOT_KINDS:
-        out.extend(client.list(kind).items)
-    return out
-
-
-def endpoint_to_host_actions(client: ResourceClient) -> Callable[[str], str]:
-    """node → ``DefaultEndpointToHostAction`` from FelixConfiguration ``node.<node>`` over
-    ``default`` (Felix's ``Drop`` when neither sets it). A host's felix.cfg or environment may
-    still override it; explain cannot see those."""
-    by_name: dict[str, str] = {}
-    for res in client.list("FelixConfiguration").items:
-        if isinstance(res, FelixConfiguration) and res.spec.default_endpoint_to_host_action:
-            by_name[res.metadata.name] = res.spec.default_endpoint_to_host_action
-    fallback = by_name.get("default", DEFAULT_ENDPOINT_TO_HOST_ACTION)
-    return lambda node: by_name.get(f"node.{node}", fallback)
-
-
-def _flow_context(cli: CliContext) -> tuple[Snapshot, Callable[[str], str]]:
-    _resources, snap = _snapshot(cli)
-    try:
-        actions = endpoint_to_host_actions(cli.client())
-    except RegionmeshError as exc:
-        fail(f"cannot read resources from the datastore: {exc}")
-    return snap, actions
-
-
-def _snapshot(cli: CliContext) -> tuple[list[Resource], Snapshot]:
-    try:
-        resources = load_resources(cli.client())
-    except RegionmeshError as exc:
-        fail(f"cannot read resources from the datastore: {exc}")
-    return resources, Snapshot(resources)
-
-
 # ----------------------------------------------------------------------------- explain
-
-
-def _direction_lines(title: str, verdict: DirectionVerdict | None) -> list[str]:
-    if verdict is None:
-        return [f"{title}: not a Calico endpoint, not policed"]
-    lines = [f"{title} of {verdict.endpoint}: {verdict.action.upper()}"]
-    for step in verdict.trace:
-        where = f"[tier {step.tier}] " if step.tier else ""
-        lines.append(f"  - {where}{step.message}")
-    return lines
-
-
-def _flow_line(verdict: FlowVerdict) -> str:
-    f = verdict.flow
-    proto = protocol_name(f.protocol)
-    src = f"{f.src_ip}" + (f":{f.src_port}" if f.src_port is not None else "")
-    dst = f"{f.dst_ip}" + (f":{f.dst_port}" if f.dst_port is not None else "")
-    extra = ""
-    if f.icmp_type is not None:
-        extra = f" type {f.icmp_type}" + (f" code {f.icmp_code}" if f.icmp_code is not None else "")
-    return f"{proto}{extra} {src} → {dst}"
-
-
-def render_explanation(verdict: FlowVerdict) -> str:
-    """The readable explanation of one verdict (used by explain and the demo)."""
-    lines = [
-        f"flow:    {_flow_line(verdict)}",
-        f"verdict: {'ALLOW' if verdict.allowed else 'DENY'}",
-        "",
-    ]
-    lines += _direction_lines("egress", verdict.egress)
-    lines += _direction_lines("ingress", verdict.ingress)
-    return "\n".join(lines)
 
 
 def _explain_entry(
@@ -217,7 +134,7 @@ def explain_cmd(
         spec = parse_flow_entry(entry)
     except ValidationError as exc:
         fail(f"invalid flow:\n{_option_errors(exc)}")
-    snap, actions = _flow_context(_obj(ctx))
+    snap, actions = flow_context(cli_context(ctx))
     try:
         check = check_flow(snap, spec, endpoint_to_host=actions)
     except ValidationError as exc:
@@ -255,7 +172,7 @@ def run_verify(cli: CliContext, filename: str, out: str) -> None:
     """Check every flow of a verify file; exit 1 on an error or any unexpected verdict."""
     text = _read_text(filename)
     indexed, errors = load_flow_file_partial(text, filename)
-    snap, actions = _flow_context(cli)
+    snap, actions = flow_context(cli)
     for i, spec in indexed:  # unknown endpoints etc. are reported with the syntax problems
         try:
             resolve_flow(snap, spec, f"[{i}]")
@@ -308,7 +225,7 @@ def run_verify(cli: CliContext, filename: str, out: str) -> None:
 @click.pass_context
 def verify_cmd(ctx: click.Context, filename: str, out: str) -> None:
     """Check a list of expected flows (allow/deny); exit 1 if any differs."""
-    run_verify(_obj(ctx), filename, out)
+    run_verify(cli_context(ctx), filename, out)
 
 
 # ----------------------------------------------------------------------------- what-if
@@ -349,34 +266,6 @@ def _check_tiers(items: Sequence[Prepared], current: Sequence[Resource]) -> None
         fail("\n".join([f"{len(bad)} of {len(items)} document(s) name a missing tier:", *bad]))
 
 
-def render_what_if(result: WhatIf) -> str:
-    """Text report: changes by region pair, one line per group pair and change."""
-    lines = [f"what-if: {', '.join(result.resources_changed) or 'no resources'}"]
-    for w in result.warnings:
-        lines.append(f"WARNING: {w.message}")
-    if not result.changes:
-        lines.append("no flow opens or closes")
-    for (r1, r2), changes in result.by_region_pair().items():
-        lines.append(f"region {r1} → region {r2}:")
-        merged: dict[tuple[str, str, str], list[FlowChange]] = {}
-        for c in changes:
-            merged.setdefault((c.change, c.src_group, c.dst_group), []).append(c)
-        for (what, g1, g2), cs in merged.items():
-            labels = ", ".join(c.service.label for c in cs)
-            src_vms = max(c.src_vms for c in cs)
-            dst_vms = max(c.dst_vms for c in cs)
-            pairs = max(c.vm_pairs for c in cs)
-            lines.append(
-                f"  {what.upper():5} {g1} → {g2}  {labels}  "
-                f"({src_vms} source VM(s) → {dst_vms} destination VM(s), {pairs} VM pair(s))"
-            )
-    lines.append(
-        f"({result.groups} endpoint groups; {result.pairs_evaluated} of {result.pairs_total} "
-        f"group pairs re-evaluated, {result.evaluations} flow evaluations)"
-    )
-    return "\n".join(lines)
-
-
 def run_what_if(
     cli: CliContext,
     filename: str,
@@ -390,7 +279,7 @@ def run_what_if(
     nothing. Shared by ``diff`` and ``apply --dry-run``."""
     items = _load_changes(filename, namespace, recursive)
     changes = [p.resource for p in items if p.resource is not None]
-    resources, _snap = _snapshot(cli)
+    resources, _snap = read_snapshot(cli)
     if not delete:
         _check_tiers(items, resources)
     result = what_if(resources, changes, delete=delete)
@@ -418,40 +307,10 @@ def diff_cmd(
     out: str,
 ) -> None:
     """Which flows would open or close if FILE were applied (nothing is written)."""
-    run_what_if(_obj(ctx), filename, namespace, recursive, out, delete)
+    run_what_if(cli_context(ctx), filename, namespace, recursive, out, delete)
 
 
 # ----------------------------------------------------------------------------- matrix/graph
-
-
-def render_matrix(conn: Connectivity) -> str:
-    """Region-by-region table: allowed VM pairs and what is allowed."""
-    regions = conn.regions
-    cells = conn.matrix()
-    lines = ["from \\ to".ljust(12) + "".join(r.ljust(34) for r in regions)]
-    for r1 in regions:
-        row = r1.ljust(12)
-        for r2 in regions:
-            c = cells[(r1, r2)]
-            what = ", ".join(c.access.labels()) or "-"
-            if len(what) > 18:
-                what = what[:17] + "…"
-            row += f"{c.vm_pairs}/{c.total_pairs} pairs: {what}".ljust(34)
-        lines.append(row.rstrip())
-    return "\n".join(lines)
-
-
-def render_edges(conn: Connectivity, *, cross_region_only: bool = False) -> str:
-    """One line per allowed group → group edge."""
-    lines = []
-    for e in conn.edges():
-        if cross_region_only and e.src_region == e.dst_region:
-            continue
-        lines.append(
-            f"  {e.src_region}/{e.src_name} → {e.dst_region}/{e.dst_name}: "
-            f"{', '.join(e.access.labels())}  ({e.vm_pairs} VM pair(s))"
-        )
-    return "\n".join(lines) or "  (none)"
 
 
 @click.command("graph", context_settings=CONTEXT)
@@ -465,9 +324,7 @@ def render_edges(conn: Connectivity, *, cross_region_only: bool = False) -> str:
 def graph_cmd(ctx: click.Context, fmt: str, region: str | None, path: str | None) -> None:
     """Draw who may reach whom: regions as clusters, security groups as nodes, allowed flows as
     edges labelled with protocol/port."""
-    from regionmesh.cli.graph_render import render_html, render_svg
-
-    _resources, snap = _snapshot(_obj(ctx))
+    _resources, snap = read_snapshot(cli_context(ctx))
     if region is not None:
         known = sorted(
             {r for e in snap.endpoints() if (r := region_of_namespace(e.metadata.namespace))}
@@ -497,26 +354,4 @@ def _title(region: str | None) -> str:
     return f"regionmesh connectivity — region {region}" if region else "regionmesh connectivity"
 
 
-# ----------------------------------------------------------------------------- demo
-
-
-@click.command("demo", context_settings=CONTEXT)
-@click.option(
-    "--no-dataplane",
-    is_flag=True,
-    help="skip the agents/network namespaces/real TCP part (it also is skipped when not root)",
-)
-@click.option("--keep", is_flag=True, help="keep the temporary datastore file (prints its path)")
-@datastore_options
-@click.pass_context
-def demo_cmd(ctx: click.Context, no_dataplane: bool, keep: bool) -> None:
-    """Build the two-region cloud, apply allow-tcp-80, show who can reach whom before/after,
-    explain one cross-region flow, and (as root) prove it with real TCP."""
-    from regionmesh.cli.demo import run_demo
-
-    code = run_demo(_obj(ctx), dataplane=not no_dataplane, keep=keep)
-    if code:
-        raise SystemExit(code)
-
-
-EXPLAIN_COMMANDS: Sequence[click.Command] = (explain_cmd, verify_cmd, diff_cmd, graph_cmd, demo_cmd)
+EXPLAIN_COMMANDS: Sequence[click.Command] = (explain_cmd, verify_cmd, diff_cmd, graph_cmd)

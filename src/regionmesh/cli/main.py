@@ -5,7 +5,7 @@ and imported only when it is run (or its own ``--help`` is asked for), so ``cali
 never loads the agent, the dataplane, oslo.config, rich or the etcd client. The short help
 shown by ``regionmesh --help`` is kept in :data:`COMMANDS` next to the import path (a test
 checks it matches each command's docstring). Each verb's behaviour lives in a sibling module
-(:mod:`.resource_cmds` / :mod:`.resources` for calicoctl's verbs); the same click command
+(:mod:`.resource_cmds` / :mod:`.verbs` for calicoctl's verbs); the same click command
 objects are used by both groups, so ``calicoctl apply`` and ``regionmesh apply`` behave
 identically.
 """
@@ -19,10 +19,8 @@ from typing import Any
 import click
 
 from regionmesh import __version__
-from regionmesh.cli.context import CliContext, datastore_options
+from regionmesh.cli.context import CONTEXT, cli_context, datastore_options
 from regionmesh.errors import RegionmeshError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ REGIONMESH_COMMANDS: dict[str, LazyCommand] = {
         "flows as edges labelled with protocol/port.",
     ),
     "demo": LazyCommand(
-        f"{_X}:demo_cmd",
+        "demo:demo_cmd",
         "Build the two-region cloud, apply allow-tcp-80, show who can reach whom "
         "before/after, explain one cross-region flow, and (as root) prove it with real TCP.",
     ),
@@ -183,7 +181,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def regionmesh_cli(ctx: click.Context) -> None:
     """Calico-compatible network security for multi-region OpenStack."""
-    obj = ctx.ensure_object(CliContext)
+    obj = cli_context(ctx)
     ctx.call_on_close(obj.close)
 
 
@@ -192,7 +190,7 @@ def regionmesh_cli(ctx: click.Context) -> None:
 @click.pass_context
 def calicoctl_cli(ctx: click.Context) -> None:
     """calicoctl-compatible resource commands (regionmesh)."""
-    obj = ctx.ensure_object(CliContext)
+    obj = cli_context(ctx)
     ctx.call_on_close(obj.close)
 
 

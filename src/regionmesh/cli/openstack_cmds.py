@@ -24,12 +24,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from regionmesh.cli.context import CliContext, datastore_options, fail
+from regionmesh.cli.context import CONTEXT, cli_context, datastore_options, fail
 from regionmesh.errors import RegionmeshError, ValidationError
 from regionmesh.openstack import cloud as cloud_mod
 from regionmesh.openstack import resync as resync_mod
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 NEUTRON_VENV_HINT = (
     "run it with the Python that runs neutron-server, e.g. "
     "/var/tmp/regionmesh-neutron-venv/bin/regionmesh resync --config-file /etc/neutron/neutron.conf"
@@ -82,7 +81,7 @@ def resync_cmd(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
-        from regionmesh.openstack import config as os_config
+        from regionmesh.openstack import calico_options as os_config
         from regionmesh.openstack import neutron_db
     except ImportError as exc:
         fail(f"resync: Neutron is not importable here ({exc}); {NEUTRON_VENV_HINT}")
@@ -189,7 +188,7 @@ def _report(result: cloud_mod.CloudResult, out: str, verb: str) -> None:
 def cloud_apply_cmd(ctx: click.Context, filename: str, out: str) -> None:
     """Create or update everything the file describes (validated first; all or nothing)."""
     cloud = _load(filename)
-    store = ctx.ensure_object(CliContext).store()
+    store = cli_context(ctx).store()
     try:
         result = cloud_mod.apply_cloud(store, cloud)
     except RegionmeshError as exc:
@@ -205,7 +204,7 @@ def cloud_apply_cmd(ctx: click.Context, filename: str, out: str) -> None:
 def cloud_delete_cmd(ctx: click.Context, filename: str, out: str) -> None:
     """Delete everything the file describes."""
     cloud = _load(filename)
-    store = ctx.ensure_object(CliContext).store()
+    store = cli_context(ctx).store()
     try:
         result = cloud_mod.delete_cloud(store, cloud)
     except RegionmeshError as exc:
@@ -218,7 +217,7 @@ def cloud_delete_cmd(ctx: click.Context, filename: str, out: str) -> None:
 @click.pass_context
 def openstack_cli(ctx: click.Context) -> None:
     """The OpenStack commands alone (``python -m regionmesh.cli.openstack_cmds``)."""
-    obj = ctx.ensure_object(CliContext)
+    obj = cli_context(ctx)
     ctx.call_on_close(obj.close)
 
 

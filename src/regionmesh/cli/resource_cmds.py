@@ -1,7 +1,7 @@
 """calicoctl's verbs as click commands: create, apply, replace, delete, get, label, validate.
 
 Only the command-line surface (flags, help, argument parsing) lives here; each verb's behaviour
-is in :mod:`.resources` (and ``apply --dry-run`` in :mod:`.explain_cmds`, imported only when
+is in :mod:`.verbs` (and ``apply --dry-run`` in :mod:`.explain_cmds`, imported only when
 asked for). :mod:`.main` registers these same objects in both ``calicoctl`` and ``regionmesh``,
 loading this module on first use.
 """
@@ -12,10 +12,8 @@ from typing import Any
 
 import click
 
-from regionmesh.cli import resources
-from regionmesh.cli.context import CliContext, datastore_options
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from regionmesh.cli import verbs
+from regionmesh.cli.context import CONTEXT, cli_context, datastore_options
 
 
 def _file_options(func: Any) -> Any:
@@ -37,10 +35,6 @@ def _file_options(func: Any) -> Any:
     return func
 
 
-def _obj(ctx: click.Context) -> CliContext:
-    return ctx.ensure_object(CliContext)
-
-
 @click.command("create", context_settings=CONTEXT)
 @_file_options
 @click.option("--skip-exists", is_flag=True, help="do not fail for resources that already exist")
@@ -48,7 +42,7 @@ def _obj(ctx: click.Context) -> CliContext:
 @click.pass_context
 def create_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Create resources from a file (all or nothing)."""
-    resources.write_verb("create")(ctx, **kw)
+    verbs.write_verb("create")(ctx, **kw)
 
 
 @click.command("apply", context_settings=CONTEXT)
@@ -59,11 +53,12 @@ def create_cmd(ctx: click.Context, /, **kw: Any) -> None:
 def apply_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Create or replace resources from a file (all or nothing)."""
     if kw.pop("dry_run"):
-        from regionmesh.cli import explain_cmds
+        # the policy engine loads only for --dry-run, not for every apply
+        from regionmesh.cli import explain_cmds  # noqa: PLC0415
 
-        explain_cmds.run_what_if(_obj(ctx), **kw)
+        explain_cmds.run_what_if(cli_context(ctx), **kw)
         return
-    resources.write_verb("apply")(ctx, **kw)
+    verbs.write_verb("apply")(ctx, **kw)
 
 
 @click.command("replace", context_settings=CONTEXT)
@@ -72,7 +67,7 @@ def apply_cmd(ctx: click.Context, /, **kw: Any) -> None:
 @click.pass_context
 def replace_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Replace existing resources from a file (all or nothing)."""
-    resources.write_verb("replace")(ctx, **kw)
+    verbs.write_verb("replace")(ctx, **kw)
 
 
 @click.command("delete", context_settings=CONTEXT)
@@ -94,8 +89,8 @@ def delete_cmd(
     skip_not_exists: bool,
 ) -> None:
     """Delete resources: -f FILE, or KIND NAME [NAME...]."""
-    resources.run_delete(
-        _obj(ctx), filename, args, namespace, skip_not_exists, recursive, skip_empty
+    verbs.run_delete(
+        cli_context(ctx), filename, args, namespace, skip_not_exists, recursive, skip_empty
     )
 
 
@@ -108,7 +103,7 @@ def delete_cmd(
     "out",
     default="ps",
     metavar="ps|wide|yaml|json|name|custom-columns=COL,…",
-    callback=lambda _ctx, _param, value: resources.check_output_format(value),
+    callback=lambda _ctx, _param, value: verbs.check_output_format(value),
     show_default=True,
 )
 @click.option("-n", "--namespace", default=None)
@@ -128,7 +123,7 @@ def get_cmd(
     export: bool,
 ) -> None:
     """Show resources of one KIND (all, or the NAMEs given)."""
-    resources.run_get(_obj(ctx), kind, names, namespace, all_namespaces, out, export)
+    verbs.run_get(cli_context(ctx), kind, names, namespace, all_namespaces, out, export)
 
 
 @click.command("label", context_settings=CONTEXT)
@@ -150,7 +145,7 @@ def label_cmd(
     remove: bool,
 ) -> None:
     """Set (key=value) or remove (key --remove) a label on a resource."""
-    resources.run_label(_obj(ctx), kind, name, label, namespace, overwrite, remove)
+    verbs.run_label(cli_context(ctx), kind, name, label, namespace, overwrite, remove)
 
 
 @click.command("validate", context_settings=CONTEXT)
@@ -163,7 +158,7 @@ def validate_cmd(
     filename: str, namespace: str | None, recursive: bool, out: str, skip_empty: bool
 ) -> None:
     """Validate resources offline (no datastore); every document is reported."""
-    resources.run_validate(filename, namespace, out, recursive, skip_empty=skip_empty)
+    verbs.run_validate(filename, namespace, out, recursive, skip_empty=skip_empty)
 
 
 RESOURCE_COMMANDS = [

@@ -130,7 +130,7 @@ def _family_nets(nets: tuple[str, ...], family: int) -> tuple[list[str], bool]:
     return mine, catch_all
 
 
-def rule_bodies(rule: Rule, family: int, set_exists: Callable[[str], bool]) -> list[str]:
+def rule_bodies(rule: Rule, family: int, set_exists: Callable[[str], bool]) -> list[str]:  # noqa: C901 - one nft match per rule field, in nft order
     """nft match text for ``rule`` in ``family`` (no action); one entry per OR-alternative.
 
     Empty when the rule cannot match in this family (policy-model.md §2.7). Raises

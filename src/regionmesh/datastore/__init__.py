@@ -7,17 +7,17 @@
 * :mod:`~regionmesh.datastore.sqlite` — the embedded default (one SQLite file in WAL mode,
   shared by the processes of one machine).
 * :mod:`~regionmesh.datastore.etcd` — etcd v3 through etcd3gw (imported only when used).
-* :mod:`~regionmesh.datastore.config` — which store a command uses (URL, environment,
+* :mod:`~regionmesh.datastore.selection` — which store a command uses (URL, environment,
   calicoctl config file, default).
 
 :func:`open_datastore` ties them together. Encoding Calico resources into values is left to
-``regionmesh.datastore.resources``.
+``regionmesh.datastore.resource_client``.
 """
 
 from __future__ import annotations
 
 from regionmesh.datastore.api import Datastore, EventType, KeyValue, ListResult, Watch, WatchEvent
-from regionmesh.datastore.config import (
+from regionmesh.datastore.selection import (
     DEFAULT_SQLITE_PATH,
     DatastoreConfig,
     default_sqlite_path,
@@ -54,7 +54,8 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
     if config.kind == "sqlite":
         assert config.path is not None
         return SqliteDatastore(config.path, group=config.sqlite_group)
-    from regionmesh.datastore.etcd import DEFAULT_TIMEOUT, EtcdDatastore
+    # the etcd client (requests, etcd3gw) loads only when an etcd store is opened
+    from regionmesh.datastore.etcd import DEFAULT_TIMEOUT, EtcdDatastore  # noqa: PLC0415
 
     return EtcdDatastore(
         config.endpoints,

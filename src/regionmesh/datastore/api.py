@@ -6,7 +6,7 @@ SQLite store (:mod:`regionmesh.datastore.sqlite`) and the etcd v3 store
 (:mod:`regionmesh.datastore.etcd`) implement. Both are held to one behaviour suite
 (``tests/datastore/test_conformance.py``). Keys are text (Calico's layout, see
 :mod:`regionmesh.datastore.keys`), values are opaque bytes; encoding resources into values is
-left to :mod:`regionmesh.datastore.resources`.
+left to :mod:`regionmesh.datastore.resource_client`.
 
 Contract shared by the backends (etcd v3 semantics):
 

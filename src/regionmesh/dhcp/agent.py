@@ -12,7 +12,7 @@ holds what was read, and :class:`DhcpAgent` hands the desired
 
 Decoding is :mod:`.records`, what to serve and how to say it to dnsmasq :mod:`.render`,
 spawning and supervising dnsmasq and the alias interfaces :mod:`.dnsmasq`; choosing the
-datastore is :func:`regionmesh.datastore.config.choose_datastore` (fed from neutron.conf by
+datastore is :func:`regionmesh.datastore.selection.choose_datastore` (fed from neutron.conf by
 :mod:`regionmesh.cli.dhcp_cmd`).
 """
 

@@ -10,13 +10,13 @@ See docs/design/model.md.
 from __future__ import annotations
 
 from regionmesh.model import codec, validation
-from regionmesh.model.codec import LoadedDocument
-from regionmesh.model.config import (
+from regionmesh.model.cluster_config import (
     ClusterInformation,
     ClusterInformationSpec,
     FelixConfiguration,
     FelixConfigurationSpec,
 )
+from regionmesh.model.codec import LoadedDocument
 from regionmesh.model.endpoints import (
     IPNAT,
     EndpointPort,
@@ -42,7 +42,7 @@ from regionmesh.model.policy import (
     Tier,
     TierSpec,
 )
-from regionmesh.model.resources import RESOURCE_CLASSES, AnyResource, resource_class
+from regionmesh.model.resource_classes import RESOURCE_CLASSES, AnyResource, resource_class
 from regionmesh.model.rules import (
     EntityRule,
     HTTPMatch,

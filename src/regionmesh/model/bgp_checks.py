@@ -1,6 +1,6 @@
 """calicoctl's validation of the BGP kinds (Node, BGPConfiguration, BGPPeer).
 
-Called from :func:`regionmesh.model.validation.validate` with its error collector, so problems
+Called through :data:`regionmesh.model.kind_checks.KIND_CHECKS` with the error collector, so problems
 carry JSON paths (``spec.bgp.ipv4Address``) like every other kind. The rules are libcalico-go's
 validator tags and struct checks for ``NodeSpec``, ``BGPConfigurationSpec`` and ``BGPPeerSpec``
 plus the client's "default-only fields" check of BGPConfiguration. Checks that compare several
@@ -21,10 +21,10 @@ from regionmesh.model.bgp import (
     Node,
     parse_peer_ip,
 )
-from regionmesh.model.config import parse_go_duration
+from regionmesh.model.cluster_config import parse_go_duration
 
 if TYPE_CHECKING:
-    from regionmesh.model.validation import _Errors
+    from regionmesh.model.names import Problems
 
 __all__ = ["check_bgp_configuration", "check_bgp_peer", "check_node"]
 
@@ -76,7 +76,7 @@ def _community_ok(value: str) -> bool:
     return False
 
 
-def check_node(errs: _Errors, res: Node) -> None:
+def check_node(errs: Problems, res: Node) -> None:
     """Node: DNS-1123 subdomain name, BGP addresses in CIDR form, IPv4 cluster id, etc."""
     errs.name(res.name, "subdomain")
     spec = res.spec
@@ -168,7 +168,7 @@ _DEFAULT_ONLY = (
 )
 
 
-def check_bgp_configuration(errs: _Errors, res: BGPConfiguration) -> None:
+def check_bgp_configuration(errs: Problems, res: BGPConfiguration) -> None:  # noqa: C901 - one check per spec field, as libcalico-go's validator
     """BGPConfiguration: value checks, communities, and the fields only ``default`` may set."""
     errs.name(res.name, "subdomain")
     spec = res.spec
@@ -270,7 +270,7 @@ def check_bgp_configuration(errs: _Errors, res: BGPConfiguration) -> None:
                 )
 
 
-def check_bgp_peer(errs: _Errors, res: BGPPeer) -> None:
+def check_bgp_peer(errs: Problems, res: BGPPeer) -> None:  # noqa: C901 - one check per spec field, as libcalico-go's validator
     """BGPPeer: peerIP form, selectors, and Calico's mutual exclusions."""
     errs.name(res.name, "subdomain")
     spec = res.spec

@@ -35,7 +35,7 @@ from regionmesh.model.base import LENIENT
 from regionmesh.model.kinds import API_VERSION, KINDS
 from regionmesh.model.meta import Resource
 from regionmesh.model.policy import GlobalNetworkPolicy, NetworkPolicy
-from regionmesh.model.resources import RESOURCE_CLASSES
+from regionmesh.model.resource_classes import RESOURCE_CLASSES
 
 __all__ = [
     "LoadedDocument",

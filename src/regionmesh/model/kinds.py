@@ -1,8 +1,9 @@
 """The registry of projectcalico.org/v3 kinds, as data.
 
 For each kind: its name, the lower-case plural used in etcd keys and by calicoctl, whether it
-is namespaced, the CLI aliases calicoctl accepts, and the columns of its default/wide tables.
-This module knows nothing about resource classes (see :mod:`regionmesh.model.resources`) or
+is namespaced, the CLI aliases calicoctl accepts, the columns of its default/wide tables, and
+which per-kind checks validate it.
+This module knows nothing about resource classes (see :mod:`regionmesh.model.resource_classes`) or
 about storage (see :mod:`regionmesh.datastore.keys`).
 """
 
@@ -24,6 +25,8 @@ class KindInfo:
     aliases: tuple[str, ...]
     columns: tuple[str, ...] = ("NAME",)
     wide_columns: tuple[str, ...] = ("NAME",)
+    checks: str = "name_only"
+    """Which per-kind checks validate it (a key of :data:`regionmesh.model.kind_checks.KIND_CHECKS`)."""
 
 
 _KINDS: tuple[KindInfo, ...] = (
@@ -41,6 +44,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ),
         ("NAME", "TIER"),
         ("NAME", "TIER", "ORDER", "SELECTOR"),
+        checks="policy",
     ),
     KindInfo(
         "NetworkPolicy",
@@ -49,6 +53,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ("networkpolicy", "networkpolicies", "policy", "policies", "np", "nps", "pol", "pols"),
         ("NAME", "TIER"),
         ("NAME", "TIER", "ORDER", "SELECTOR"),
+        checks="policy",
     ),
     KindInfo(
         "Tier",
@@ -57,8 +62,11 @@ _KINDS: tuple[KindInfo, ...] = (
         ("tier", "tiers"),
         ("NAME", "ORDER"),
         ("NAME", "ORDER", "DEFAULTACTION"),
+        checks="tier",
     ),
-    KindInfo("Profile", "profiles", False, ("profile", "profiles", "pro", "pros")),
+    KindInfo(
+        "Profile", "profiles", False, ("profile", "profiles", "pro", "pros"), checks="profile"
+    ),
     KindInfo(
         "WorkloadEndpoint",
         "workloadendpoints",
@@ -66,6 +74,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ("workloadendpoint", "workloadendpoints", "wep", "weps"),
         ("WORKLOAD", "NODE", "NETWORKS", "INTERFACE"),
         ("NAME", "WORKLOAD", "NODE", "NETWORKS", "INTERFACE", "PROFILES", "NATS"),
+        checks="workload_endpoint",
     ),
     KindInfo(
         "HostEndpoint",
@@ -74,6 +83,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ("hostendpoint", "hostendpoints", "hep", "heps"),
         ("NAME", "NODE"),
         ("NAME", "NODE", "INTERFACE", "IPS", "PROFILES"),
+        checks="host_endpoint",
     ),
     KindInfo(
         "NetworkSet",
@@ -82,6 +92,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ("networkset", "networksets", "netset", "netsets"),
         ("NAME",),
         ("NAME", "NETS"),
+        checks="network_set",
     ),
     KindInfo(
         "GlobalNetworkSet",
@@ -90,12 +101,14 @@ _KINDS: tuple[KindInfo, ...] = (
         ("globalnetworkset", "globalnetworksets"),
         ("NAME",),
         ("NAME", "NETS"),
+        checks="network_set",
     ),
     KindInfo(
         "FelixConfiguration",
         "felixconfigurations",
         False,
         ("felixconfiguration", "felixconfigurations", "felixconfig", "felixconfigs"),
+        checks="felix_configuration",
     ),
     KindInfo(
         "Node",
@@ -104,6 +117,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ("node", "nodes", "no", "nos"),
         ("NAME",),
         ("NAME", "ASN", "IPV4", "IPV6"),
+        checks="node",
     ),
     KindInfo(
         "BGPConfiguration",
@@ -112,6 +126,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ("bgpconfiguration", "bgpconfigurations", "bgpconfig", "bgpconfigs"),
         ("NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER"),
         ("NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER"),
+        checks="bgp_configuration",
     ),
     KindInfo(
         "BGPPeer",
@@ -120,6 +135,7 @@ _KINDS: tuple[KindInfo, ...] = (
         ("bgppeer", "bgppeers", "bgpp", "bgpps", "bp", "bps"),
         ("NAME", "PEERIP", "NODE", "ASN"),
         ("NAME", "PEERIP", "NODE", "ASN"),
+        checks="bgp_peer",
     ),
     KindInfo(
         "ClusterInformation",

@@ -6,11 +6,11 @@ translators as the ML2 driver (:mod:`~regionmesh.openstack.endpoints`,
 :mod:`~regionmesh.openstack.security_groups`, :mod:`~regionmesh.openstack.subnets`) into typed,
 validated resources, all of them before the first write, and written through the same write
 path (:class:`~regionmesh.openstack.writer.RegionWriter`: the model-validated CAS sync of
-:meth:`ResourceClient.sync <regionmesh.datastore.resources.ResourceClient.sync>` and the
+:meth:`ResourceClient.sync <regionmesh.datastore.resource_client.ResourceClient.sync>` and the
 cross-region subnet claim). Overlaps with other regions' subnets already in the datastore are
 checked before the first write. If anything fails while writing, every write made so far is
 undone in reverse order, each CAS'd at the revision this apply wrote
-(:func:`~regionmesh.datastore.resources.restore`): a key another writer changed in between is
+(:func:`~regionmesh.datastore.resource_client.restore`): a key another writer changed in between is
 left with its newer value (and named in a note on the raised error), never clobbered.
 Applying a file again changes nothing; :func:`delete_cloud` removes what a file describes.
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.resources import Synced, SyncOutcome, restore
+from regionmesh.datastore.resource_client import Synced, SyncOutcome, restore
 from regionmesh.errors import (
     AlreadyExists,
     FieldError,

@@ -82,6 +82,8 @@ class Elector:
         self._master = False
         self._last_refresh = 0.0
         self._stop = threading.Event()
+        self.rounds = 0
+        """Rounds completed by :meth:`step` (for logs and tests that wait for progress)."""
 
     # ------------------------------------------------------------------ state
 
@@ -115,6 +117,7 @@ class Elector:
                 self._refresh()
         else:
             self._try_to_lead()
+        self.rounds += 1
 
     def _refresh(self) -> None:
         try:

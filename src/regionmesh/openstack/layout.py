@@ -3,11 +3,11 @@
 The model (:func:`regionmesh.model.codec.to_storage`) emits fields in declaration order;
 networking-calico writes ``json.dumps`` of dicts it builds in its own order. Agents do not
 care, but operators diff etcd values and the compatibility tests compare bytes, so
-:data:`NETWORKING_CALICO_LAYOUT` (a :class:`~regionmesh.datastore.resources.StorageLayout`)
+:data:`NETWORKING_CALICO_LAYOUT` (a :class:`~regionmesh.datastore.resource_client.StorageLayout`)
 re-orders a typed WorkloadEndpoint or NetworkPolicy into exactly networking-calico's key
 order and encodes it with ``json.dumps``' default separators. Keys it does not know keep the
 model's order after the known ones. What the fields mean is the model's; writing is
-:class:`~regionmesh.datastore.resources.ResourceClient`'s.
+:class:`~regionmesh.datastore.resource_client.ResourceClient`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from regionmesh.datastore.resources import StorageLayout
+from regionmesh.datastore.resource_client import StorageLayout
 from regionmesh.model import Resource, codec
 
 _TOP = ("kind", "apiVersion", "metadata", "spec")

@@ -43,7 +43,7 @@ from oslo_log import log as logging
 from regionmesh.datastore import keys
 from regionmesh.errors import AuthenticationFailed, ConfigError, RegionmeshError, TranslationError
 from regionmesh.openstack import neutron_db, sync, translate
-from regionmesh.openstack.config import load_options
+from regionmesh.openstack.calico_options import load_options
 from regionmesh.openstack.worker import AGENT_TYPE, RegionmeshWorker, Shared
 
 LOG = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ Where Neutron data comes from is behind :class:`~regionmesh.openstack.reader.Neu
 the real database in :mod:`regionmesh.openstack.neutron_db` (``NeutronDbSource``), or
 :class:`~regionmesh.openstack.reader.MemoryNeutron`, fed with in-memory records (tests,
 benchmarks). Every repair goes through the one write path,
-:meth:`ResourceClient.sync_document <regionmesh.datastore.resources.ResourceClient.sync_document>`
-/ :meth:`~regionmesh.datastore.resources.ResourceClient.sync` with the revision read in
-step 1 (and :func:`~regionmesh.datastore.resources.sync_json` for the DHCP records): what is
+:meth:`ResourceClient.sync_document <regionmesh.datastore.resource_client.ResourceClient.sync_document>`
+/ :meth:`~regionmesh.datastore.resource_client.ResourceClient.sync` with the revision read in
+step 1 (and :func:`~regionmesh.datastore.resource_client.sync_json` for the DHCP records): what is
 created or updated is first decoded and validated by the model, so a translation Calico would
 refuse is counted as an error and not written (the bytes written are the compared document's,
 identical to the typed resource's layout). Comparing (step 3) works on the documents, so
@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from regionmesh.datastore.api import KeyValue
-from regionmesh.datastore.resources import (
+from regionmesh.datastore.resource_client import (
     create_many_json,
     load_document,
     same_resource,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regionmesh.datastore import keys
-from regionmesh.datastore.resources import Synced, SyncOutcome
+from regionmesh.datastore.resource_client import Synced, SyncOutcome
 from regionmesh.errors import DatastoreError, PermissionDenied
 from regionmesh.model import Resource, WorkloadEndpoint, workload_endpoint_name
 from regionmesh.openstack.endpoints import ORCHESTRATOR, endpoint_hosts, workload_endpoint
@@ -56,7 +56,7 @@ class SyncReport:
     outcomes: dict[str, SyncOutcome] = field(default_factory=dict)
     failures: dict[str, DatastoreError] = field(default_factory=dict)
 
-    def _guard(self, key: str, write: Callable[[], Synced | SyncOutcome]) -> None:
+    def guard(self, key: str, write: Callable[[], Synced | SyncOutcome]) -> None:
         try:
             done = write()
         except PermissionDenied as exc:  # a role problem, not a bug: one line, no traceback
@@ -71,7 +71,7 @@ class SyncReport:
 
     def write(self, writer: RegionWriter, key: str, resource: Resource | None) -> None:
         """Sync one resource key, guarded."""
-        self._guard(key, lambda: writer.sync(key, resource))
+        self.guard(key, lambda: writer.sync(key, resource))
 
 
 def candidate_hosts(ports: Iterable[Mapping[str, Any] | None]) -> list[str]:
@@ -160,7 +160,7 @@ def sync_security_group(
             sg.id, len(errors), message,
         )  # fmt: skip
         finding = writer.finding_key(keys.UNTRANSLATABLE_SG_FINDING, sg.id)
-        report._guard(
+        report.guard(
             finding,
             lambda: _recorded(writer, keys.UNTRANSLATABLE_SG_FINDING, sg.id, message),
         )
@@ -178,19 +178,19 @@ def sync_subnet(writer: RegionWriter, subnet: NeutronSubnet) -> SyncReport:
     report = SyncReport()
     key = keys.subnet_key(writer.region, subnet.id)
     record = subnet_to_dhcp_record(subnet)
-    report._guard(key, lambda: writer.sync_dhcp_record(subnet.id, record))
+    report.guard(key, lambda: writer.sync_dhcp_record(subnet.id, record))
     return report
 
 
 def delete_subnet(writer: RegionWriter, subnet_id: str) -> SyncReport:
     """Delete a subnet's DHCP record and release its cross-region claim."""
     report = SyncReport()
-    report._guard(
+    report.guard(
         keys.subnet_key(writer.region, subnet_id),
         lambda: writer.sync_dhcp_record(subnet_id, None),
     )
     registry = writer.subnet_registry_key(subnet_id)
-    report._guard(registry, lambda: _released(writer, subnet_id))
+    report.guard(registry, lambda: _released(writer, subnet_id))
     return report
 
 

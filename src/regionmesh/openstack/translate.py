@@ -10,7 +10,7 @@ and :func:`security_group_to_policy` return exactly the dict networking-calico b
 (without ``uid``/``creationTimestamp``). The write path stores the typed, validated resource
 (:func:`workload_endpoint`, :func:`network_policy`) laid out by
 :mod:`~regionmesh.openstack.layout`, which is byte-for-byte that document. ``with_server_metadata``/``same_content`` belong
-to the write path (:mod:`regionmesh.datastore.resources`) and are re-exported for callers
+to the write path (:mod:`regionmesh.datastore.resource_client`) and are re-exported for callers
 that compare stored documents. Nothing here imports Neutron or does I/O.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from regionmesh.datastore.resources import same_content, with_server_metadata
+from regionmesh.datastore.resource_client import same_content, with_server_metadata
 from regionmesh.model import workload_endpoint_name
 from regionmesh.model.kinds import API_VERSION
 from regionmesh.model.meta import NAMESPACE_LABEL, ORCHESTRATOR_LABEL

@@ -31,8 +31,8 @@ from oslo_log import log as logging
 from regionmesh.datastore import Datastore, open_datastore
 from regionmesh.errors import PermissionDenied, RegionmeshError
 from regionmesh.openstack import neutron_db, resync
+from regionmesh.openstack.calico_options import CalicoOptions, datastore_url
 from regionmesh.openstack.compaction import Compactor
-from regionmesh.openstack.config import CalicoOptions, datastore_url
 from regionmesh.openstack.election import Elector
 from regionmesh.openstack.status import StatusWatcher
 from regionmesh.openstack.writer import RegionWriter

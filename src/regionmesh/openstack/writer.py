@@ -4,12 +4,12 @@
 
 * :meth:`RegionWriter.sync` makes a v3 resource key hold a typed resource (or be absent)
   through the one write path, :meth:`ResourceClient.sync
-  <regionmesh.datastore.resources.ResourceClient.sync>` (model validation, create-if-absent /
+  <regionmesh.datastore.resource_client.ResourceClient.sync>` (model validation, create-if-absent /
   CAS with bounded retries, ``uid``/``creationTimestamp`` kept as networking-calico does, no
   write when spec, labels and annotations already match), stored in networking-calico's
   byte layout (:mod:`regionmesh.openstack.layout`);
 * DHCP subnet records (``/calico/dhcp/v2/<region_string>/subnet/<id>``, plain JSON, through
-  :func:`~regionmesh.datastore.resources.sync_json`, the same CAS loop);
+  :func:`~regionmesh.datastore.resource_client.sync_json`, the same CAS loop);
 * a cross-region subnet registry (``/calico/regionmesh/v1/subnets/<region_string>/<id>``,
   every subnet whatever its DHCP setting) and :meth:`RegionWriter.claim_subnet`, which refuses
   a CIDR that overlaps another region's subnet. Races between regions are settled by etcd's
@@ -35,7 +35,7 @@ from typing import Any
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.resources import (
+from regionmesh.datastore.resource_client import (
     ResourceClient,
     Synced,
     SyncOutcome,
@@ -107,7 +107,7 @@ class RegionWriter:
 
     def sync(self, key: str, resource: Resource | None) -> Synced:
         """Make ``key`` hold ``resource`` (None: be absent), through
-        :meth:`ResourceClient.sync <regionmesh.datastore.resources.ResourceClient.sync>`
+        :meth:`ResourceClient.sync <regionmesh.datastore.resource_client.ResourceClient.sync>`
         (validated, CAS'd, retried, uid/creationTimestamp kept, no write when unchanged)."""
         return self.resources.sync(key, resource)
 

@@ -18,6 +18,10 @@ Tiers are ordered per §2.4; the ``default`` tier is synthesised (order 1000000,
 input lacks it, as Calico always creates it. The snapshot answers questions; the verdict
 algorithm is :mod:`regionmesh.policy.verdicts`' job. Internal caches fill on demand (benign
 under concurrent readers), the observable content never changes.
+
+It is over 500 lines on purpose: it is one object, the indexes above are built together from
+one pass over the input and share the label groups, and splitting them would only move
+private state across module boundaries.
 """
 
 from __future__ import annotations
@@ -61,17 +65,6 @@ from regionmesh.policy.ordering import (
 from regionmesh.policy.selectors import policy_selector
 from regionmesh.policy.trace import EndpointId, PolicyId
 from regionmesh.selector import Selector
-from regionmesh.selector.expr import (
-    And,
-    Contains,
-    EndsWith,
-    Eq,
-    Has,
-    In,
-    Node,
-    Or,
-    StartsWith,
-)
 
 __all__ = [
     "Endpoint",
@@ -81,7 +74,6 @@ __all__ = [
     "ProfileRecord",
     "Snapshot",
     "endpoint_id",
-    "required_keys",
 ]
 
 Endpoint = WorkloadEndpoint | HostEndpoint
@@ -93,23 +85,6 @@ NamedPort = tuple[str, int, int]
 def endpoint_id(endpoint: Endpoint) -> EndpointId:
     """The identity of an endpoint resource."""
     return EndpointId(endpoint.KIND, endpoint.metadata.namespace, endpoint.metadata.name)
-
-
-def required_keys(node: Node) -> frozenset[str]:
-    """Label keys that must be present for ``node`` to be true (a necessary condition)."""
-    if isinstance(node, (Has, Eq, In, Contains, StartsWith, EndsWith)):
-        return frozenset((node.key,))
-    if isinstance(node, And):
-        out: frozenset[str] = frozenset()
-        for op in node.operands:
-            out |= required_keys(op)
-        return out
-    if isinstance(node, Or):
-        common = required_keys(node.operands[0])
-        for op in node.operands[1:]:
-            common &= required_keys(op)
-        return common
-    return frozenset()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -311,7 +286,7 @@ class Snapshot:
     # ------------------------------------------------------------------ construction helpers
 
     def _build_candidate_index(self, records: list[PolicyRecord]) -> None:
-        req = [required_keys(r.selector.root) for r in records]
+        req = [frozenset(r.selector.required_labels()) for r in records]
         popularity: dict[str, int] = defaultdict(int)
         for keys in req:
             for k in keys:

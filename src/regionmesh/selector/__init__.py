@@ -5,6 +5,8 @@ The only names other packages use::
     parse(text) -> Selector            raises SelectorError (a ValueError) with .column/.reason/.text
     Selector.evaluate(labels) -> bool  compiled once; str(sel) is Calico's canonical form
     Selector.unique_id / label_keys()  hash of the canonical text / every key mentioned
+    Selector.required_labels()         key → values every match must carry (for indexes)
+    Selector.interpret(labels)         re-parse and walk the tree (the naive reference)
     ALL                                parse("all()")
     and_(*sels), prefix_keys(sel, prefix), replace_all(sel, r), replace_global(sel, r)
 

@@ -16,12 +16,29 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 from regionmesh.errors import SelectorError
 from regionmesh.selector.compiler import compile_node
-from regionmesh.selector.expr import AllNode, And, GlobalNode, KeyNode, Node, transform
+from regionmesh.selector.expr import (
+    AllNode,
+    And,
+    Contains,
+    EndsWith,
+    Eq,
+    GlobalNode,
+    Has,
+    In,
+    KeyNode,
+    Ne,
+    Node,
+    Not,
+    NotIn,
+    Or,
+    StartsWith,
+    transform,
+)
 from regionmesh.selector.parser import parse_expression
 from regionmesh.selector.tokens import MAX_KEY_LENGTH, is_valid_key
 
@@ -103,6 +120,22 @@ class Selector:
             object.__setattr__(self, "_keys", keys)
         return keys
 
+    def required_labels(self) -> Mapping[str, frozenset[str] | None]:
+        """Labels every matching item must carry: key → the values it may have (None: any).
+
+        A sound under-approximation (an empty mapping when nothing is required, e.g. for
+        ``all()`` or a bare ``!has(k)``). Indexes use it to look only at items that can match.
+        """
+        return _required(self._root)
+
+    def interpret(self, labels: Mapping[str, str]) -> bool:
+        """Re-parse the canonical text and walk the tree: no compiled predicate, no cache.
+
+        The reference semantics, for the naive oracle and benchmark baseline.
+        """
+        result: bool = parse_expression(self._text).evaluate(labels)
+        return result
+
     def _evaluate_naive(self, labels: Mapping[str, str]) -> bool:
         """Tree-walking evaluation (reference semantics; benchmark baseline and test oracle)."""
         return self._root.evaluate(labels)
@@ -129,6 +162,55 @@ class Selector:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Selector:
         return self
+
+
+_Restrictions = dict[str, frozenset[str] | None]
+
+
+def _and(parts: Iterable[_Restrictions]) -> _Restrictions:
+    out: _Restrictions = {}
+    for part in parts:
+        for key, values in part.items():
+            if key not in out:
+                out[key] = values
+            elif values is not None:
+                prev = out[key]
+                out[key] = values if prev is None else prev & values
+    return out
+
+
+def _or(parts: list[_Restrictions]) -> _Restrictions:
+    out: _Restrictions = dict(parts[0])
+    for part in parts[1:]:
+        merged: _Restrictions = {}
+        for key, values in out.items():
+            if key in part:
+                other = part[key]
+                merged[key] = None if values is None or other is None else values | other
+        out = merged
+    return out
+
+
+def _required(node: Node) -> _Restrictions:
+    """Labels every item matching ``node`` must carry (a sound under-approximation)."""
+    if isinstance(node, Has | Contains | StartsWith | EndsWith):
+        return {node.key: None}
+    if isinstance(node, Eq):
+        return {node.key: frozenset((node.value,))}
+    if isinstance(node, In):
+        return {node.key: frozenset(node.values)}
+    if isinstance(node, Not):
+        inner = node.operand
+        if isinstance(inner, Ne):  # !(k != v)  ==  k == v
+            return {inner.key: frozenset((inner.value,))}
+        if isinstance(inner, NotIn):
+            return {inner.key: frozenset(inner.values)}
+        return {}
+    if isinstance(node, And):
+        return _and(_required(op) for op in node.operands)
+    if isinstance(node, Or):
+        return _or([_required(op) for op in node.operands])
+    return {}
 
 
 @functools.lru_cache(maxsize=_PARSE_CACHE_SIZE)

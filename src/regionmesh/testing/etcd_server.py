@@ -33,8 +33,8 @@ from urllib.parse import quote
 
 import requests
 
-from regionmesh.datastore.config import DatastoreConfig
 from regionmesh.datastore.etcd import EtcdDatastore
+from regionmesh.datastore.selection import DatastoreConfig
 
 DEFAULT_ETCD_BINARY = "/usr/bin/etcd"
 STARTUP_TIMEOUT = 30.0

@@ -42,7 +42,7 @@ support of its own), re-authenticating once when etcd says the token is invalid.
 etcd3gw/requests exception is translated into :mod:`regionmesh.errors`; connection problems
 become :class:`~regionmesh.errors.DatastoreUnavailable`.
 
-Choosing endpoints and credentials is :mod:`regionmesh.datastore.config`'s job; encoding
+Choosing endpoints and credentials is :mod:`regionmesh.datastore.selection`'s job; encoding
 resources is ``resources.py``'s.
 """
 

@@ -13,6 +13,7 @@ into a datastore URL with the pure :func:`datastore_url`. Opening the datastore 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from oslo_config import cfg
 
-from regionmesh.datastore.config import DatastoreConfig, choose_datastore
+from regionmesh.datastore.selection import DatastoreConfig, choose_datastore
 from regionmesh.errors import ConfigError
 from regionmesh.model.regions import validate_region
 
@@ -209,8 +210,6 @@ def read_config_files(paths: list[str]) -> Any:
     when it is missing or malformed. The region is NOT validated here, so callers that only
     inspect a file (``regionmesh doctor config``) can report an invalid one.
     """
-    import os
-
     for path in paths:
         if not os.path.exists(path):
             raise ConfigError(f"config file {path} does not exist")
@@ -282,7 +281,7 @@ def compute_node_datastore(
     ``--datastore``; ``$REGIONMESH_DATASTORE``; ``[calico] datastore`` or ``etcd_*`` set in
     neutron.conf; Calico's ``DATASTORE_TYPE``/``ETCD_ENDPOINTS`` environment; finally
     neutron.conf's etcd defaults (``127.0.0.1:2379``, as networking-calico). The precedence is
-    :func:`regionmesh.datastore.config.choose_datastore`'s.
+    :func:`regionmesh.datastore.selection.choose_datastore`'s.
     """
     return choose_datastore(
         url,

@@ -435,7 +435,7 @@ def choose_datastore(
     ``url`` (``--datastore``); ``$REGIONMESH_DATASTORE``; the service file's own settings
     (``file_url``, when ``file_configured``); Calico's ``DATASTORE_TYPE``/``ETCD_ENDPOINTS``
     environment; finally ``file_url`` as the file's defaults give it. Reading the file is the
-    caller's job (for neutron.conf, :func:`regionmesh.openstack.config.compute_node_datastore`).
+    caller's job (for neutron.conf, :func:`regionmesh.openstack.calico_options.compute_node_datastore`).
     """
     if url or env.get(ENV_URL):
         return resolve_config(url=url, env=env, default_config_file="")

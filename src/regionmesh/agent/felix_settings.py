@@ -20,6 +20,7 @@ import configparser
 import ipaddress
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -59,8 +60,6 @@ def _port(v: str) -> int:
 
 
 def _hostname(v: str) -> str:
-    import re
-
     v = v.strip().lower()
     if not re.fullmatch(r"[a-zA-Z0-9_.-]+", v):
         raise ValueError("must match ^[a-zA-Z0-9_.-]+$")

@@ -8,7 +8,7 @@ this module binds each kind name to its pydantic class. Decoding documents is
 from __future__ import annotations
 
 from regionmesh.model.bgp import BGPConfiguration, BGPPeer, Node
-from regionmesh.model.config import ClusterInformation, FelixConfiguration
+from regionmesh.model.cluster_config import ClusterInformation, FelixConfiguration
 from regionmesh.model.endpoints import HostEndpoint, WorkloadEndpoint
 from regionmesh.model.kinds import KINDS
 from regionmesh.model.meta import Resource

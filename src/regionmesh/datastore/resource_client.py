@@ -17,6 +17,11 @@ DHCP subnet values), and :meth:`ResourceClient.restore_synced` the CAS-safe undo
 
 It leaves decoding/validation rules to :mod:`regionmesh.model` (it only calls them) and
 transport details to the backends.
+
+Kept as one module on purpose (over 500 lines): every verb and the sync share one set of rules —
+the key of a resource, its stored bytes, what "unchanged" means, how uid/creationTimestamp
+survive and how a failed batch is undone under CAS — and splitting them would put those rules
+in two places.
 """
 
 from __future__ import annotations
