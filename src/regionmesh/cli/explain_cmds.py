@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from regionmesh.datastore.resources import ResourceClient
 from regionmesh.errors import RegionmeshError, ValidationError
 from regionmesh.model import Resource
 from regionmesh.model.regions import region_of_namespace
+from regionmesh.openstack.address_groups import describe_mirror_annotations
 from regionmesh.policy import DirectionVerdict, FlowVerdict, Snapshot
 from regionmesh.policy.connectivity import Connectivity, compute_connectivity, protocol_name
 from regionmesh.policy.flowspec import (
@@ -34,6 +35,7 @@ from regionmesh.policy.flowspec import (
     parse_flow_entry,
     resolve_flow,
 )
+from regionmesh.policy.trace import TraceStep
 from regionmesh.policy.whatif import FlowChange, WhatIf, what_if
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -86,13 +88,37 @@ def _snapshot(cli: CliContext) -> tuple[list[Resource], Snapshot]:
 # ----------------------------------------------------------------------------- explain
 
 
-def _direction_lines(title: str, verdict: DirectionVerdict | None) -> list[str]:
+def rule_note(resources: Iterable[Resource], direction: str, step: TraceStep) -> str | None:
+    """What a matched rule stands for when that is not in its selector: for a rule translated
+    from an address-group mirror, the group and the remote SG/region it mirrors."""
+    if step.policy is None or step.rule_index is None:
+        return None
+    for res in resources:
+        meta = res.metadata
+        if (
+            res.kind == step.policy.kind
+            and meta.name == step.policy.name
+            and (getattr(meta, "namespace", "") or "") == step.policy.namespace
+        ):
+            spec = getattr(res, "spec", None)
+            rules = getattr(spec, "ingress" if direction == "ingress" else "egress", None)
+            if not rules or step.rule_index >= len(rules):
+                return None
+            rule_meta = rules[step.rule_index].metadata
+            return describe_mirror_annotations(rule_meta.annotations) if rule_meta else None
+    return None
+
+
+def _direction_lines(
+    title: str, verdict: DirectionVerdict | None, resources: Iterable[Resource] = ()
+) -> list[str]:
     if verdict is None:
         return [f"{title}: not a Calico endpoint, not policed"]
     lines = [f"{title} of {verdict.endpoint}: {verdict.action.upper()}"]
     for step in verdict.trace:
         where = f"[tier {step.tier}] " if step.tier else ""
-        lines.append(f"  - {where}{step.message}")
+        note = rule_note(resources, str(verdict.direction), step)
+        lines.append(f"  - {where}{step.message}" + (f" ({note})" if note else ""))
     return lines
 
 
@@ -107,15 +133,18 @@ def _flow_line(verdict: FlowVerdict) -> str:
     return f"{proto}{extra} {src} → {dst}"
 
 
-def render_explanation(verdict: FlowVerdict) -> str:
-    """The readable explanation of one verdict (used by explain and the demo)."""
+def render_explanation(verdict: FlowVerdict, resources: Iterable[Resource] = ()) -> str:
+    """The readable explanation of one verdict (used by explain and the demo); with the
+    ``resources`` the verdict was computed from, matched rules translated from an address
+    group name it."""
+    resources = list(resources)
     lines = [
         f"flow:    {_flow_line(verdict)}",
         f"verdict: {'ALLOW' if verdict.allowed else 'DENY'}",
         "",
     ]
-    lines += _direction_lines("egress", verdict.egress)
-    lines += _direction_lines("ingress", verdict.ingress)
+    lines += _direction_lines("egress", verdict.egress, resources)
+    lines += _direction_lines("ingress", verdict.ingress, resources)
     return "\n".join(lines)
 
 
@@ -195,16 +224,32 @@ def explain_cmd(
         spec = parse_flow_entry(entry)
     except ValidationError as exc:
         fail(f"invalid flow:\n{_option_errors(exc)}")
-    _resources, snap = _snapshot(_obj(ctx))
+    resources, snap = _snapshot(_obj(ctx))
     try:
         check = check_flow(snap, spec)
     except ValidationError as exc:
         fail(f"cannot explain {spec.describe()}:\n{_option_errors(exc)}")
     if out == "json":
         doc = {"verdict": check.outcome, **check.verdict.to_dict()}
+        notes = _json_notes(resources, check.verdict)
+        if notes:
+            doc["notes"] = notes
         click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(render_explanation(check.verdict))
+        click.echo(render_explanation(check.verdict, resources))
+
+
+def _json_notes(resources: list[Resource], verdict: FlowVerdict) -> list[dict[str, Any]]:
+    notes = []
+    for direction, dv in (("egress", verdict.egress), ("ingress", verdict.ingress)):
+        for step in dv.trace if dv is not None else ():
+            note = rule_note(resources, direction, step)
+            if note and step.policy is not None:
+                notes.append(
+                    {"direction": direction, "policy": step.policy.to_dict(),
+                     "ruleIndex": step.rule_index, "note": note}
+                )  # fmt: skip
+    return notes
 
 
 # ----------------------------------------------------------------------------- verify

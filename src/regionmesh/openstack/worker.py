@@ -32,6 +32,7 @@ from regionmesh.errors import RegionmeshError
 from regionmesh.openstack import neutron_db, resync
 from regionmesh.openstack.config import CalicoOptions, datastore_url
 from regionmesh.openstack.election import Elector
+from regionmesh.openstack.mirror_worker import MirrorWorker
 from regionmesh.openstack.status import StatusWatcher
 from regionmesh.openstack.writer import RegionWriter
 
@@ -60,6 +61,10 @@ class Shared:
             return self._writer
 
 
+def _mirror_backend() -> neutron_db.NeutronAddressGroups:
+    return neutron_db.NeutronAddressGroups(directory.get_plugin(), n_context.get_admin_context())
+
+
 class RegionmeshWorker(n_worker.BaseWorker):
     """The driver's background roles, run by ``neutron-periodic-workers`` (never the API).
 
@@ -76,6 +81,7 @@ class RegionmeshWorker(n_worker.BaseWorker):
         self._elector: Elector | None = None
         self._elector_thread: threading.Thread | None = None
         self._watcher: StatusWatcher | None = None
+        self._mirrors: MirrorWorker | None = None
         self._stores: list[Datastore] = []
 
     def _store(self) -> Datastore:
@@ -108,6 +114,7 @@ class RegionmeshWorker(n_worker.BaseWorker):
                     refresh_interval=float(self._shared.opts.felix_status_interval),
                 )  # fmt: skip
                 self._watcher.start()
+                self._start_mirrors()
                 if self._shared.opts.startup_resync:
                     threading.Thread(
                         target=self._startup_resync, name="regionmesh-resync", daemon=True
@@ -115,6 +122,24 @@ class RegionmeshWorker(n_worker.BaseWorker):
             elif not master and self._watcher is not None:
                 self._watcher.stop()
                 self._watcher = None
+                self._stop_mirrors()
+
+    def _start_mirrors(self) -> None:
+        """The address-group mirrors of the other regions' SGs (issue 13), master only."""
+        opts = self._shared.opts
+        if not opts.address_group_mirrors or self._mirrors is not None:
+            return
+        self._mirrors = MirrorWorker(
+            self._store(), opts.openstack_region, _mirror_backend,
+            regions=opts.address_group_mirror_regions or None,
+            interval=float(opts.address_group_mirror_interval),
+        )  # fmt: skip
+        self._mirrors.start()
+
+    def _stop_mirrors(self) -> None:
+        if self._mirrors is not None:
+            self._mirrors.stop()
+            self._mirrors = None
 
     def _startup_resync(self) -> None:
         plugin = directory.get_plugin()
@@ -169,6 +194,7 @@ class RegionmeshWorker(n_worker.BaseWorker):
             if self._watcher is not None:
                 self._watcher.stop()
                 self._watcher = None
+            self._stop_mirrors()
         if self._elector is not None:
             self._elector.stop()  # steps down: another server takes over at once
             if self._elector_thread is not None:

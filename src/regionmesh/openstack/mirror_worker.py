@@ -1,0 +1,319 @@
+"""The elected master's address-group mirror loop: datastore watch → Neutron address groups.
+
+:class:`MirrorWorker` keeps this region's mirrors of the other regions' security groups
+(:mod:`regionmesh.openstack.address_groups`) current. It lists the datastore's
+WorkloadEndpoints and NetworkPolicies once, then follows ``/calico/resources/v3/`` with a
+watch from that revision (re-listing after a compaction or an outage), keeping in memory only
+the facts mirroring needs. Every batch of changes to another region's endpoint or
+``ossg.default.*`` policy triggers a reconciliation after :data:`DEBOUNCE` seconds (so a
+burst of port changes is one set of Neutron calls); a periodic one every ``interval`` seconds
+restores mirrors deleted or edited by hand. Only the region's master runs it, so each region
+has one writer of its mirrors; it writes only its own Neutron, so nothing loops between
+regions.
+
+When the datastore cannot be read the mirrors are left with their last addresses (never
+widened, never emptied) and, once the store answers again, a ``stale-address-group-mirrors``
+finding says for how long; after each reconciliation a status record
+(:func:`status_key`: time, the store revision it reflects, the number of mirrors) lets
+``regionmesh doctor`` notice mirrors that fell behind. Neutron calls are the backend's
+(:class:`~regionmesh.openstack.neutron_db.NeutronAddressGroups`); this module imports no
+Neutron.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection
+
+from regionmesh.datastore import keys
+from regionmesh.datastore.api import Datastore, EventType, Watch, WatchEvent
+from regionmesh.errors import Compacted, DatastoreError, RegionmeshError
+from regionmesh.model.regions import region_of_namespace, region_string
+from regionmesh.openstack.address_groups import (
+    EndpointFacts,
+    MirrorBackend,
+    MirrorRef,
+    MirrorReport,
+    RemoteGroup,
+    endpoint_facts_from_json,
+    policy_sg,
+    reconcile,
+    region_mirrored,
+    remote_groups,
+)
+
+LOG = logging.getLogger(__name__)
+
+DEBOUNCE = 0.1
+"""Seconds to wait after a change for more changes before reconciling."""
+DEFAULT_INTERVAL = 10.0
+"""Seconds between periodic reconciliations (restore hand-made edits)."""
+STALE_FINDING = "stale-address-group-mirrors"
+FAILED_FINDING = "address-group-mirror-failed"
+MIRROR_STATUS_PREFIX = keys.REGIONMESH_PREFIX + "mirrors/"
+
+_WEP_PLURAL = "workloadendpoints"
+_NP_PLURAL = "networkpolicies"
+
+
+def status_key(region: str | None) -> str:
+    """``/calico/regionmesh/v1/mirrors/<region_string>``: the last reconciliation's status."""
+    return MIRROR_STATUS_PREFIX + region_string(region)
+
+
+class MirrorView:
+    """The datastore facts mirroring needs, kept from a list and then watch events."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, EndpointFacts] = {}
+        self.policies: dict[str, MirrorRef] = {}
+        self.revision = 0
+
+    def clear(self) -> None:
+        self.endpoints.clear()
+        self.policies.clear()
+
+    def apply(self, key: str, value: bytes | None) -> bool:
+        """Apply one put (``value``) or delete (None); True when it concerns mirroring."""
+        parsed = keys.parse_resource_key(key)
+        if parsed is None:
+            return False
+        plural, namespace, name = parsed
+        if namespace is None:
+            return False
+        if plural == _WEP_PLURAL:
+            facts = None if value is None else endpoint_facts_from_json(namespace, value)
+            if facts is None:
+                return self.endpoints.pop(key, None) is not None
+            self.endpoints[key] = facts
+            return True
+        if plural == _NP_PLURAL:
+            ref = policy_sg(namespace, name)
+            if ref is None:
+                return False
+            if value is None:
+                self.policies.pop(key, None)
+            else:
+                self.policies[key] = ref
+            return True
+        return False
+
+    def wanted(
+        self, my_region: str | None, regions: Collection[str] | None
+    ) -> dict[MirrorRef, RemoteGroup]:
+        return remote_groups(
+            self.endpoints.values(),
+            self.policies.values(),
+            my_region=my_region,
+            regions=regions,
+        )
+
+
+def load_view(store: Datastore) -> MirrorView:
+    """A :class:`MirrorView` listed from the store now (for resync and the CLI)."""
+    view = MirrorView()
+    revision = 0
+    for plural in (_WEP_PLURAL, _NP_PLURAL):
+        listed = store.list(keys.resource_prefix(plural))
+        revision = max(revision, listed.revision)
+        for kv in listed.items:
+            view.apply(kv.key, kv.value)
+    view.revision = revision
+    return view
+
+
+class MirrorWorker:
+    """Keeps this region's mirrors current while this process is the region's master."""
+
+    def __init__(
+        self,
+        store: Datastore,
+        region: str | None,
+        backend_factory: Callable[[], MirrorBackend],
+        *,
+        regions: Collection[str] | None = None,
+        interval: float = DEFAULT_INTERVAL,
+        retry: float = 1.0,
+        on_reconciled: Callable[[MirrorReport], None] | None = None,
+    ) -> None:
+        self.ds = store
+        self.region = region
+        self.regions = None if regions is None else frozenset(regions)
+        self.backend_factory = backend_factory
+        self.interval = interval
+        self.retry = retry
+        self.on_reconciled = on_reconciled
+        self.view = MirrorView()
+        self._stop = threading.Event()
+        self._watch: Watch | None = None
+        self._thread: threading.Thread | None = None
+        self._stale_since: float | None = None
+        self._failed_recorded = False
+        self.reconciliations = 0
+
+    # ------------------------------------------------------------------ reconciling
+
+    def reconcile_now(self) -> MirrorReport | None:
+        """One reconciliation from the view; None when Neutron could not be reached."""
+        wanted = self.view.wanted(self.region, self.regions)
+        try:
+            report = reconcile(wanted, self.backend_factory())
+        except RegionmeshError as exc:
+            LOG.error("regionmesh mirrors: cannot update Neutron's address groups: %s", exc)
+            self._record(FAILED_FINDING, f"cannot update the address-group mirrors: {exc}")
+            self._failed_recorded = True
+            return None
+        self.reconciliations += 1
+        if report.actions:
+            LOG.info(
+                "regionmesh mirrors: %s",
+                "; ".join(str(a) for a in report.actions),
+            )
+        for action, reason in report.failed:
+            LOG.warning("regionmesh mirrors: %s refused: %s", action, reason)
+        if report.failed:
+            self._record(
+                FAILED_FINDING,
+                "address-group mirror changes refused by Neutron: "
+                + "; ".join(f"{a}: {r}" for a, r in report.failed),
+            )
+            self._failed_recorded = True
+        elif self._failed_recorded:
+            self._forget(FAILED_FINDING)
+            self._failed_recorded = False
+        self._write_status(report)
+        if self.on_reconciled is not None:
+            self.on_reconciled(report)
+        return report
+
+    def _write_status(self, report: MirrorReport) -> None:
+        doc = {
+            "region": self.region,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "unix_time": time.time(),
+            "revision": self.view.revision,
+            "mirrors": report.mirrors,
+            "ok": report.ok,
+        }
+        try:
+            self.ds.put(status_key(self.region), json.dumps(doc).encode())
+        except DatastoreError:
+            LOG.warning("regionmesh mirrors: cannot write the mirror status", exc_info=True)
+
+    def _finding_key(self, kind: str) -> str:
+        return keys.finding_key(self.region, kind, region_string(self.region))
+
+    def _record(self, kind: str, message: str, **details: object) -> None:
+        doc = {
+            "kind": kind,
+            "subject": region_string(self.region),
+            "region": self.region,
+            "message": message,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "unix_time": time.time(),
+            **details,
+        }
+        try:
+            self.ds.put(self._finding_key(kind), json.dumps(doc).encode())
+        except DatastoreError:
+            LOG.warning("regionmesh mirrors: cannot record finding %s", kind, exc_info=True)
+
+    def _forget(self, kind: str) -> None:
+        try:
+            self.ds.delete(self._finding_key(kind))
+        except DatastoreError:
+            pass
+
+    # ------------------------------------------------------------------ the loop
+
+    def _snapshot(self) -> int:
+        listed = load_view(self.ds)
+        self.view = listed
+        return listed.revision
+
+    def _went_stale(self, exc: Exception) -> None:
+        if self._stale_since is None:
+            self._stale_since = time.time()
+            LOG.error(
+                "regionmesh mirrors: the datastore cannot be read (%s); the mirrors keep "
+                "their last addresses until it answers again",
+                exc,
+            )
+
+    def _fresh_again(self) -> None:
+        if self._stale_since is None:
+            return
+        since = self._stale_since
+        self._stale_since = None
+        seconds = time.time() - since
+        self._record(
+            STALE_FINDING,
+            f"the address-group mirrors of region {self.region} were stale for "
+            f"{seconds:.0f} s (the datastore could not be read since "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(since))}); they kept their "
+            "last addresses and are current again",
+            stale_seconds=round(seconds, 1),
+        )
+
+    def run(self) -> None:
+        """Snapshot, reconcile, then watch and reconcile on change, until :meth:`stop`."""
+        while not self._stop.is_set():
+            try:
+                revision = self._snapshot()
+                self._fresh_again()
+                self.reconcile_now()
+                last = time.monotonic()
+                self._watch = self.ds.watch(keys.RESOURCES_PREFIX, start_revision=revision + 1)
+                while not self._stop.is_set():
+                    batch = self._watch.next_batch(min(self.interval, 1.0))
+                    dirty = self._absorb(batch)
+                    if dirty:  # debounce a burst
+                        deadline = time.monotonic() + DEBOUNCE
+                        while (left := deadline - time.monotonic()) > 0:
+                            more = self._watch.next_batch(left)
+                            if not more:
+                                break
+                            self._absorb(more)
+                    if dirty or time.monotonic() - last >= self.interval:
+                        self.reconcile_now()
+                        last = time.monotonic()
+                    if getattr(self._watch, "closed", False):
+                        break
+            except Compacted:
+                LOG.info("regionmesh mirrors: watch compacted; re-listing")
+            except DatastoreError as exc:
+                self._went_stale(exc)
+                self._stop.wait(self.retry)
+            finally:
+                if self._watch is not None:
+                    self._watch.close()
+                    self._watch = None
+
+    def _absorb(self, batch: list[WatchEvent]) -> bool:
+        """Apply a batch; True when it changed another mirrored region's facts."""
+        dirty = False
+        for event in batch:
+            self.view.revision = max(self.view.revision, event.mod_revision)
+            value = None if event.type == EventType.DELETE else event.value
+            if self.view.apply(event.key, value):
+                parsed = keys.parse_resource_key(event.key)
+                region = region_of_namespace(parsed[1] or "") if parsed else None
+                if region is not None and region_mirrored(region, self.region, self.regions):
+                    dirty = True
+        return dirty
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="regionmesh-mirrors", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        watch = self._watch
+        if watch is not None:
+            watch.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5.0)
