@@ -435,3 +435,33 @@ def test_view_ignores_other_kinds_and_namespaces() -> None:
     )
     assert set(view.wanted("one", None)) == {REF_CLIENT}
     assert view.wanted("two", None) == {}
+
+
+# ----------------------------------------------------------------------------- doctor
+
+
+def test_doctor_reports_mirrors_that_fell_behind(store: Datastore) -> None:
+    from regionmesh.cli.doctor import collect, diagnose
+
+    write_region_two(store, [region_two_port("c1", "10.2.0.5", (CLIENT, "client"))])
+    backend = ag.MemoryAddressGroups()
+    worker = MirrorWorker(store, "one", lambda: backend)
+    worker.view = load_view(store)
+    worker.reconcile_now()
+
+    def codes(facts: Any) -> list[str]:
+        return [f.code for f in diagnose(facts)]
+
+    assert "address-group-mirrors-out-of-date" not in codes(collect(store))
+    # region two changes after the mirrors' revision, and nothing reconciles for a minute
+    write_region_two(store, [region_two_port("c1", "10.2.0.5", (CLIENT, "client")),
+                             region_two_port("c2", "10.2.0.6", (CLIENT, "client"))])  # fmt: skip
+    facts = collect(store)
+    assert "address-group-mirrors-out-of-date" not in codes(facts)  # within 30 s: fine
+    facts.now = facts.now.fromtimestamp(time.time() + 40, facts.now.tzinfo)
+    found = [f for f in diagnose(facts) if f.code == "address-group-mirrors-out-of-date"]
+    assert len(found) == 1 and "openstack-region-two changed after it" in found[0].message
+    # a master that stopped reconciling altogether
+    facts.now = facts.now.fromtimestamp(time.time() + 3600, facts.now.tzinfo)
+    [gone] = [f for f in diagnose(facts) if f.code == "address-group-mirrors-out-of-date"]
+    assert "master is down" in gone.message

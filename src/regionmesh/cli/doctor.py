@@ -37,6 +37,7 @@ NP_PREFIX = keys.resource_prefix("networkpolicies")
 FELIX_PREFIX = "/calico/felix/v2/"
 DHCP_V2_PREFIX = "/calico/dhcp/v2/"
 FINDINGS_PREFIX = "/calico/regionmesh/v1/findings/"
+MIRROR_STATUS_PREFIX = "/calico/regionmesh/v1/mirrors/"
 ETCD_DEFAULT_QUOTA = 2 * 1024 * 1024 * 1024
 """etcd's default ``--quota-backend-bytes`` (2 GiB)."""
 STALE_AFTER_SECS = 300.0
@@ -98,6 +99,8 @@ class StoreFacts:
     heartbeats: list[Heartbeat] = field(default_factory=list)
     subnets: list[Subnet] = field(default_factory=list)
     recorded: list[dict[str, Any]] = field(default_factory=list)
+    mirror_status: list[dict[str, Any]] = field(default_factory=list)
+    namespace_revisions: dict[str, int] = field(default_factory=dict)
     size_bytes: int = 0
     quota_bytes: int = ETCD_DEFAULT_QUOTA
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -311,6 +314,28 @@ def _recorded(facts: StoreFacts) -> Iterable[Finding]:
         )
 
 
+def _check_mirrors(facts: StoreFacts) -> Iterable[Finding]:
+    """Address-group mirrors (issue 13) that fell behind the other regions' changes."""
+    from regionmesh.openstack.mirror_worker import mirror_lag
+
+    now = facts.now.timestamp()
+    for status in facts.mirror_status:
+        why = mirror_lag(status, facts.namespace_revisions, now)
+        if why is None:
+            continue
+        region = status.get("region") or "(no region)"
+        yield Finding(
+            "address-group-mirrors-out-of-date",
+            f"the address-group mirrors of region {region}",
+            f"region {region}'s Neutron address groups mirroring other regions' security "
+            f"groups may be stale (rules naming them still select the remote VMs live): {why}",
+            f"check region {region}'s neutron-server (periodic workers) and its datastore "
+            "connection; `regionmesh resync` reconciles the mirrors",
+            severity="warning",
+            values=dict(status),
+        )
+
+
 def diagnose(facts: StoreFacts) -> list[Finding]:
     """Every finding for the facts, in a stable order (pure)."""
     out: list[Finding] = []
@@ -321,6 +346,7 @@ def diagnose(facts: StoreFacts) -> list[Finding]:
         _check_subnets,
         _check_size,
         _recorded,
+        _check_mirrors,
     ):
         out.extend(check(facts))
     return out
@@ -336,6 +362,17 @@ def _json(value: bytes) -> Any:
 def collect(store: Datastore) -> StoreFacts:
     """Read the facts :func:`diagnose` needs from a datastore."""
     facts = StoreFacts()
+    for kv in store.list(MIRROR_STATUS_PREFIX).items:
+        status = _json(kv.value)
+        if isinstance(status, dict):
+            facts.mirror_status.append(status)
+    for kv in [*store.list(WEP_PREFIX).items, *store.list(NP_PREFIX).items]:
+        ns_parsed = keys.parse_resource_key(kv.key)
+        if ns_parsed is not None and ns_parsed[1]:
+            space = ns_parsed[1]
+            facts.namespace_revisions[space] = max(
+                facts.namespace_revisions.get(space, 0), kv.mod_revision
+            )
     for kv in store.list(WEP_PREFIX).items:
         parsed = keys.parse_resource_key(kv.key)
         doc = _json(kv.value)

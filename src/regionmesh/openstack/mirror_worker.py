@@ -64,6 +64,49 @@ def status_key(region: str | None) -> str:
     return MIRROR_STATUS_PREFIX + region_string(region)
 
 
+def mirror_lag(
+    status: dict[str, object], namespace_revisions: dict[str, int], now: float
+) -> str | None:
+    """Why a region's mirrors (its :func:`status_key` record) are out of date, or None.
+
+    Out of date: the last reconciliation is older than three periodic checks plus 30 s (the
+    master is gone or cannot reach the datastore), or the datastore changed a mirrored
+    region's endpoints or policies after the revision the mirrors reflect, 30 s ago or more.
+    ``namespace_revisions`` is the highest ``mod_revision`` of WorkloadEndpoints and
+    NetworkPolicies per namespace.
+    """
+    region = status.get("region")
+    regions = status.get("regions")
+    try:
+        then = float(status.get("unix_time") or 0)  # type: ignore[arg-type]
+        revision = int(status.get("revision") or 0)  # type: ignore[call-overload]
+        interval = float(status.get("interval") or DEFAULT_INTERVAL)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "the mirror status record cannot be read"
+    age = now - then
+    if age > 3 * interval + 30:
+        return (
+            f"the mirrors were last reconciled {age:.0f} s ago (expected every "
+            f"{interval:.0f} s): the region's master is down or cannot read the datastore"
+        )
+    if age < 30:
+        return None
+    wanted = None if not isinstance(regions, list) else {str(r) for r in regions}
+    behind = sorted(
+        ns
+        for ns, rev in namespace_revisions.items()
+        if rev > revision
+        and (r := region_of_namespace(ns)) is not None
+        and region_mirrored(r, region if isinstance(region, str) else None, wanted)
+    )
+    if behind:
+        return (
+            f"the mirrors reflect datastore revision {revision}, but {', '.join(behind)} "
+            f"changed after it and the last reconciliation was {age:.0f} s ago"
+        )
+    return None
+
+
 class MirrorView:
     """The datastore facts mirroring needs, kept from a list and then watch events."""
 
@@ -197,6 +240,8 @@ class MirrorWorker:
             "revision": self.view.revision,
             "mirrors": report.mirrors,
             "ok": report.ok,
+            "regions": None if self.regions is None else sorted(self.regions),
+            "interval": self.interval,
         }
         try:
             self.ds.put(status_key(self.region), json.dumps(doc).encode())
