@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from neutron_harness import NeutronCloud, NeutronRegion
+from neutron_harness import VENV, NeutronCloud, NeutronRegion
 
 from regionmesh.datastore import Datastore
 from regionmesh.datastore import keys as dskeys
@@ -222,6 +222,15 @@ def test_cross_region_rule_from_the_openstack_cli(
     one.ok("DELETE", f"/v2.0/address-groups/{batch_mirror['id']}")
     wait_for("two.batch restored", lambda: addresses(one, "two.batch") == {f"{ip_of(b1)}/32"},
              40.0)  # fmt: skip
+
+    # `regionmesh resync --dry-run` (inside neutron's venv) reports the mirrors, writes nothing
+    res = subprocess.run(
+        [str(VENV / "bin" / "regionmesh"), "resync", *one.config_args, "-o", "json", "--dry-run"],
+        capture_output=True, text=True, check=False, timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    report = json.loads(res.stdout)["addressGroupMirrors"]
+    assert report["dryRun"] and report["ok"] and report["mirrors"] >= 2, report
 
     # 6. SG client deleted in region two: the mirror is emptied, kept while the rule uses it,
     #    the rule allows nothing; removed once no rule references it
