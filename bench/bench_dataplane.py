@@ -32,13 +32,13 @@ from regionmesh.dataplane import (
     IPSetDeltaUpdate,
     IPSetUpdate,
     Message,
-    NftDataplane,
     PortRange,
     Rule,
-    SubprocessNft,
     TierInfo,
     WorkloadEndpointUpdate,
 )
+from regionmesh.dataplane.driver import NftDataplane
+from regionmesh.dataplane.runner import SubprocessNft
 
 RUN = secrets.token_hex(3)
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job in one command, on a fresh Debian machine:
 #   bash scripts/demo.sh [--no-dataplane] [--keep]
-# Installs what the demo needs (as root: nftables + iproute2 via apt; always: this repo with
-# pip install -e), then runs `regionmesh demo`: a two-region cloud on a TEMPORARY embedded
-# datastore, the cross-region policy allow-tcp-80 previewed and applied, the region-by-region
-# connectivity matrix before/after, an explain trace, and — as root — one agent per compute host
-# in network namespaces proving the verdicts with real TCP. Leaves nothing behind.
+# Installs what the demo needs (as root: nftables + iproute2 via apt; always: this repo into the
+# project's own virtualenv <repo>/.venv via scripts/venv.sh), then runs that venv's
+# `regionmesh demo`: a two-region cloud on a TEMPORARY embedded datastore, the cross-region
+# policy allow-tcp-80 previewed and applied, the region-by-region connectivity matrix
+# before/after, an explain trace, and — as root — one agent per compute host in network
+# namespaces proving the verdicts with real TCP. Leaves nothing behind but .venv/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" -eq 0 ]; then
@@ -18,6 +19,5 @@ if [ "$(id -u)" -eq 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
   fi
 fi
-python3 -m pip install -q --disable-pip-version-check -e "$repo"
-cd "$repo"
-exec python3 -c "from regionmesh.cli.main import main; main()" demo "$@"
+bash "$repo/scripts/venv.sh"
+exec "${REGIONMESH_VENV:-$repo/.venv}/bin/regionmesh" demo "$@"

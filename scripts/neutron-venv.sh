@@ -4,7 +4,8 @@
 #
 # What it installs (see /work/shared/reference/neutron-server-recipe.md §2):
 #   neutron==29.0.0, PyMySQL, python-openstackclient   (from PyPI, neutron's own pins win)
-#   regionmesh's runtime deps: PyYAML, pydantic 2, click, rich, etcd3gw
+#   regionmesh's runtime deps: [project] dependencies of pyproject.toml, read from it (PyYAML,
+#   pydantic 2, click, rich, etcd3gw, pyroute2, oslo.config), so this list cannot drift
 #   THIS repository, editable and without deps (pip install --no-deps -e <repo>), which
 #   registers the entry point neutron.ml2.mechanism_drivers:regionmesh.
 #
@@ -23,8 +24,11 @@ PY=${PYTHON:-python3.11}
 NEUTRON_VERSION=29.0.0
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STAMP="$VENV/.regionmesh-stamp"
+mapfile -t DEPS < <("$PY" -c 'import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    print("\n".join(tomllib.load(f)["project"]["dependencies"]))' "$REPO/pyproject.toml")
 # The stamp changes whenever what we install changes; bump the last field to force rebuilds.
-WANT_STAMP="neutron=$NEUTRON_VERSION repo=$REPO deps=pymysql,osc,pyyaml,pydantic2,click,rich,etcd3gw v=1"
+WANT_STAMP="neutron=$NEUTRON_VERSION repo=$REPO deps=pymysql,osc,${DEPS[*]} v=2"
 
 case "${1:-}" in
   --print-path) echo "$VENV"; exit 0 ;;
@@ -42,7 +46,8 @@ want, repo = sys.argv[1], sys.argv[2]
 assert version("neutron") == want, f"neutron {version('neutron')} != {want}"
 major = int(version("pydantic").split(".")[0])
 assert major == 2, f"pydantic {version('pydantic')} is not 2.x"
-for dist in ("PyMySQL", "python-openstackclient", "etcd3gw", "PyYAML", "click", "rich"):
+for dist in ("PyMySQL", "python-openstackclient", "etcd3gw", "PyYAML", "click", "rich",
+             "pyroute2", "oslo.config"):
     version(dist)
 eps = [e for e in entry_points(group="neutron.ml2.mechanism_drivers") if e.name == "regionmesh"]
 assert eps and eps[0].value == "regionmesh.openstack.mech_driver:RegionmeshMechanismDriver", eps
@@ -71,8 +76,7 @@ rm -f "$STAMP"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip
 # One resolver run for everything, so neutron's requirements and ours are checked together.
-"${PIP[@]}" install "neutron==$NEUTRON_VERSION" PyMySQL python-openstackclient \
-  "PyYAML>=6" "pydantic>=2.6,<3" "click>=8.1" "rich>=13" "etcd3gw>=2.4"
+"${PIP[@]}" install "neutron==$NEUTRON_VERSION" PyMySQL python-openstackclient "${DEPS[@]}"
 "${PIP[@]}" install --no-deps -e "$REPO"
 "${PIP[@]}" check
 verify

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs on a fresh Debian machine (run as root).
+# Installs everything the test suite needs on a fresh Debian machine (run as root): apt packages,
+# the project's venv <repo>/.venv with the test extra (scripts/venv.sh), and neutron's venv.
 # Idempotent: re-running skips what is already there.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +15,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
-python3 -m pip install -q --disable-pip-version-check -e "$repo[test]"
+bash "$repo/scripts/venv.sh" test
 if [ -x "$repo/scripts/neutron-venv.sh" ]; then
   "$repo/scripts/neutron-venv.sh"
 fi

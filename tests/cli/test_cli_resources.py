@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from regionmesh.cli.main import calicoctl_cli, regionmesh_cli
+from regionmesh.cli.resources import VERB_PAST
 from regionmesh.datastore import open_datastore
 
 SEED = """\
@@ -272,3 +273,220 @@ def test_entry_points_exit_1_on_usage_errors_and_unreachable_etcd() -> None:
         timeout=60,
     )
     assert "cannot reach etcd" in proc.stderr
+
+
+TIER = """\
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata:
+  name: security
+spec:
+  order: 100
+"""
+
+TIERED_GNP = """\
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: security.block-telnet
+spec:
+  tier: security
+  order: 10
+  selector: all()
+  ingress:
+  - action: Deny
+    protocol: TCP
+    destination:
+      ports: [23]
+  - action: Pass
+"""
+
+TIERED_NP = """\
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata:
+  name: security.pass-all
+  namespace: openstack-region-one
+spec:
+  tier: security
+  selector: all()
+  ingress:
+  - action: Pass
+"""
+
+
+def names(url: str, *kind: str) -> list[str]:
+    return run(url, "get", *kind, "-o", "name").output.split()
+
+
+@pytest.mark.parametrize("verb", ["apply", "create"])
+def test_one_file_with_a_tier_and_its_policies(datastore_url: str, verb: str) -> None:
+    res = run(
+        datastore_url, verb, "-f", "-", stdin=TIER + "---\n" + TIERED_GNP + "---\n" + TIERED_NP
+    )
+    assert res.exit_code == 0, res.output
+    assert f"Successfully {VERB_PAST[verb]} 3 resource(s)" in res.output
+    assert names(datastore_url, "tier") == ["default", "security"]
+    assert names(datastore_url, "gnp") == ["security.block-telnet"]
+    assert names(datastore_url, "np", "-A") == ["security.pass-all"]
+
+
+def test_tier_later_in_the_file_is_written_first(datastore_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "reversed.yaml"
+    path.write_text(TIERED_GNP + "---\n" + TIER)
+    res = run(datastore_url, "apply", "-f", str(path))
+    assert res.exit_code == 0, res.output
+    store = open_datastore(datastore_url)
+    try:
+        tier = store.get("/calico/resources/v3/projectcalico.org/tiers/security")
+        gnp = store.get(
+            "/calico/resources/v3/projectcalico.org/globalnetworkpolicies/security.block-telnet"
+        )
+        assert tier is not None and gnp is not None
+        assert tier.mod_revision < gnp.mod_revision  # the tier existed before its policy
+    finally:
+        store.close()
+
+
+def test_policy_in_a_tier_nowhere_defined_writes_nothing(datastore_url: str) -> None:
+    res = run(datastore_url, "apply", "-f", "-", stdin=SEED + "---\n" + TIERED_GNP)
+    assert res.exit_code == 1
+    assert "resource does not exist: Tier(security)" in res.output
+    assert "nothing was written" in res.output
+    assert names(datastore_url, "gnp") == []
+    assert names(datastore_url, "tier") == ["default"]
+
+
+def test_replace_with_tier_in_the_same_file_and_rollback(datastore_url: str) -> None:
+    assert run(datastore_url, "apply", "-f", "-", stdin=TIER + "---\n" + TIERED_GNP).exit_code == 0
+    moved = TIER.replace("order: 100", "order: 50") + "---\n" + TIERED_GNP.replace("10", "20", 1)
+    res = run(datastore_url, "replace", "-f", "-", stdin=moved)
+    assert res.exit_code == 0, res.output
+    doc = yaml.safe_load(run(datastore_url, "get", "tier", "security", "-o", "yaml").output)
+    assert doc["spec"]["order"] == 50
+    # create of a new tier + policy when the policy already exists: nothing is written
+    other_tier = TIER.replace("security", "audit")
+    clash = other_tier + "---\n" + TIERED_GNP
+    res = run(datastore_url, "create", "-f", "-", stdin=clash)
+    assert res.exit_code == 1 and "resource already exists" in res.output
+    assert names(datastore_url, "tier") == ["default", "security"]
+
+
+def test_default_tier_order_is_fixed(datastore_url: str) -> None:
+    bad = "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata:\n  name: default\nspec:\n"
+    res = run(datastore_url, "apply", "-f", "-", stdin=bad + "  order: 100\n")
+    assert res.exit_code == 1
+    assert "spec.order = '100' (the default tier must have order 1000000)" in res.output
+    res = run(datastore_url, "apply", "-f", "-", stdin=bad + "  defaultAction: Deny\n")
+    assert res.exit_code == 0, res.output
+    doc = yaml.safe_load(run(datastore_url, "get", "tier", "default", "-o", "yaml").output)
+    assert doc["spec"] == {"order": 1000000, "defaultAction": "Deny"}
+    assert "uid" in doc["metadata"]  # stored now, not synthesised
+    res = run(datastore_url, "apply", "-f", "-", stdin=bad + "  order: 1000000\n")
+    assert res.exit_code == 0, res.output
+
+
+def test_diff_and_dry_run_accept_a_tier_with_its_policies(datastore_url: str) -> None:
+    both = TIERED_GNP + "---\n" + TIER  # any order
+    for args in (["diff"], ["apply", "--dry-run"]):
+        res = run(datastore_url, *args, "-f", "-", stdin=both, tool=regionmesh_cli)
+        assert res.exit_code == 0, res.output
+        assert "apply Tier(security)" in res.output
+        res = run(datastore_url, *args, "-f", "-", stdin=TIERED_GNP, tool=regionmesh_cli)
+        assert res.exit_code == 1
+        assert "resource does not exist: Tier(security)" in res.output
+        assert "document 0" in res.output
+    assert names(datastore_url, "tier") == ["default"]  # nothing written
+
+
+HOST_LOCAL = """\
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: cmp1-eth0
+  labels: {role: host}
+spec:
+  node: cmp1
+  interfaceName: eth0
+  expectedIPs: [10.9.0.1]
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata:
+  name: cmp1-openstack-vm1-eth0
+  namespace: openstack-region-one
+  labels: {app: db}
+spec:
+  orchestrator: openstack
+  node: cmp1
+  workload: vm1
+  endpoint: eth0
+  ipNetworks: [10.1.0.5/32]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: host-egress-deny
+spec:
+  selector: role == 'host'
+  types: [Egress]
+  egress:
+  - action: Deny
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata:
+  name: db-egress
+  namespace: openstack-region-one
+spec:
+  selector: app == 'db'
+  types: [Egress]
+  egress:
+  - action: Allow
+"""
+VM1 = "openstack-region-one/cmp1-openstack-vm1-eth0"
+
+
+def test_explain_and_verify_host_to_local_workload(datastore_url: str, tmp_path: Path) -> None:
+    assert run(datastore_url, "apply", "-f", "-", stdin=HOST_LOCAL).exit_code == 0
+    res = run(datastore_url, "explain", "--from-ip", "10.9.0.1", "--to", VM1, "-p", "TCP",
+              "--port", "5432", tool=regionmesh_cli)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "verdict: ALLOW" in res.output
+    assert "host endpoint policy does not apply" in res.output
+    # workload → its own host: no host endpoint policy, DefaultEndpointToHostAction decides
+    back = ["explain", "--from", VM1, "--to-ip", "10.9.0.1", "-p", "TCP", "--port", "8080"]
+    res = run(datastore_url, *back, "-o", "json", tool=regionmesh_cli)
+    doc = json.loads(res.output)
+    assert doc["verdict"] == "deny"
+    assert doc["ingress"]["trace"][0]["step"] == "endpoint-to-host"
+    felix = (
+        "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata:\n"
+        "  name: node.cmp1\nspec:\n  defaultEndpointToHostAction: Accept\n"
+    )
+    assert run(datastore_url, "apply", "-f", "-", stdin=felix).exit_code == 0
+    res = run(datastore_url, *back, tool=regionmesh_cli)
+    assert "verdict: ALLOW" in res.output and "DefaultEndpointToHostAction Accept" in res.output
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "from": {"ip": "10.9.0.1"},
+                    "to": {"endpoint": VM1},
+                    "protocol": "TCP",
+                    "port": 22,
+                    "expect": "allow",
+                },
+                {
+                    "from": {"endpoint": VM1},
+                    "to": {"ip": "10.9.0.1"},
+                    "protocol": "UDP",
+                    "port": 53,
+                    "expect": "allow",
+                },
+            ]  # fmt: skip
+        )
+    )
+    res = run(datastore_url, "verify", "-f", str(flows), tool=regionmesh_cli)
+    assert res.exit_code == 0, res.output

@@ -7,8 +7,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from regionmesh.cli.main import regionmesh_cli
+from regionmesh.examples import CLOUD as CLOUD_NAME
+from regionmesh.examples import example_path
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-region-cloud.yaml"
+EXAMPLE = example_path(CLOUD_NAME)
 
 
 def test_verify_reports_syntax_and_resolution_errors_together(tmp_path: Path) -> None:

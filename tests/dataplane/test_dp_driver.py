@@ -16,15 +16,15 @@ from dp_scenario import (
 
 from regionmesh.dataplane import (
     ActivePolicyRemove,
-    FakeNft,
     HostConfig,
     IPSetDeltaUpdate,
     IPSetRemove,
     IPSetUpdate,
-    NftDataplane,
     WorkloadEndpointRemove,
     names,
 )
+from regionmesh.dataplane.driver import NftDataplane
+from regionmesh.dataplane.fakenft import FakeNft
 from regionmesh.errors import DataplaneError
 
 SET4 = names.set_name(SET_CLIENT, 4)

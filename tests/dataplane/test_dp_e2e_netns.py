@@ -16,14 +16,9 @@ import pytest
 from dp_scenario import IP, MAC, POL_WEB, SET_CLIENT, TAP, endpoint, snapshot
 
 from netns import Netns, Topology, require_root_tools
-from regionmesh.dataplane import (
-    ActivePolicyRemove,
-    HostConfig,
-    IPSetDeltaUpdate,
-    NetlinkRoutes,
-    NftDataplane,
-    SubprocessNft,
-)
+from regionmesh.dataplane import ActivePolicyRemove, HostConfig, IPSetDeltaUpdate
+from regionmesh.dataplane.driver import NftDataplane
+from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
 
 pytestmark = pytest.mark.root
 
@@ -97,6 +92,16 @@ def test_conntrack_return_traffic(world: World) -> None:
 def test_host_traffic_metadata_and_default_endpoint_to_host(world: World) -> None:
     assert world.topo.connect(world.vm["b"], "169.254.169.254", 80) == f"ok {IP['b']}"
     assert not world.ok("b", HOST1, 8080)  # DefaultEndpointToHostAction=DROP
+
+
+def test_host_to_local_vm_is_not_policed(world: World) -> None:
+    # Felix's cali-OUTPUT returns early for traffic to workload interfaces: neither a host
+    # endpoint's egress policy nor the VM's ingress policy applies to host → local VM. a's
+    # ingress allows only TCP 80 from S (the host is not in S), yet the host reaches a:81 —
+    # what `regionmesh explain` reports for the same flow (tests/policy: host_local tests).
+    assert not world.ok("b", IP["a"], 81)
+    assert world.topo.connect(world.h1, IP["a"], 81) is not None
+    assert world.topo.connect(world.h1, IP["a"], 80) is not None
 
 
 def test_unknown_tap_is_dropped(world: World) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakenft_cases import BASE, CASES
 
-from regionmesh.dataplane import FakeNft
+from regionmesh.dataplane.fakenft import FakeNft
 from regionmesh.dataplane.tables import fingerprint_json
 from regionmesh.errors import DataplaneError
 

@@ -12,17 +12,17 @@ from fakenft_cases import BASE, CASES
 from netns import Topology, require_root_tools
 from regionmesh.dataplane import (
     ActivePolicyRemove,
-    FakeNft,
     HostConfig,
     IPSetDeltaUpdate,
     IPSetRemove,
     IPSetUpdate,
     Message,
     NatMapping,
-    NftDataplane,
-    SubprocessNft,
     WorkloadEndpointRemove,
 )
+from regionmesh.dataplane.driver import NftDataplane
+from regionmesh.dataplane.fakenft import FakeNft
+from regionmesh.dataplane.runner import SubprocessNft
 from regionmesh.dataplane.tables import fingerprint_json
 from regionmesh.errors import DataplaneError
 

@@ -9,16 +9,16 @@ import pytest
 from dp_scenario import IP, TAP, endpoint, snapshot
 
 from regionmesh.dataplane import (
-    EndpointRoute,
-    FakeNft,
     HostConfig,
     NatMapping,
-    NftDataplane,
     WorkloadEndpointRemove,
     WorkloadEndpointUpdate,
     names,
 )
+from regionmesh.dataplane.driver import NftDataplane
+from regionmesh.dataplane.fakenft import FakeNft
 from regionmesh.dataplane.render import DesiredState, fip_chains, floating_ip_maps, render_table
+from regionmesh.dataplane.runner import EndpointRoute
 from regionmesh.errors import ValidationError
 
 T4, T6 = "ip calico", "ip6 calico"

@@ -24,14 +24,13 @@ from regionmesh.dataplane import (
     IPSetDeltaUpdate,
     IPSetUpdate,
     NatMapping,
-    NetlinkRoutes,
-    NftDataplane,
     PortRange,
     Rule,
-    SubprocessNft,
     WorkloadEndpointUpdate,
     names,
 )
+from regionmesh.dataplane.driver import NftDataplane
+from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
 
 pytestmark = pytest.mark.root
 

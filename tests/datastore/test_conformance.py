@@ -273,6 +273,36 @@ def test_watch_from_a_compacted_revision_raises(store: Datastore, key_prefix: st
         watch.close()
 
 
+def test_compact_says_whether_it_compacted(store: Datastore, key_prefix: str) -> None:
+    """networking-calico's compactor must tell "I compacted" from "someone already did"."""
+    first = store.put(key_prefix + "a", b"1")
+    second = store.put(key_prefix + "a", b"2")
+    store.put(key_prefix + "a", b"3")
+    assert store.compact(second) is True
+    assert store.compact(second) is False
+    assert store.compact(first) is False  # behind the compacted revision: nothing to do
+    assert store.compact(store.current_revision()) is True
+
+
+def test_lease_ttl_counts_down_and_ends_with_not_found(store: Datastore) -> None:
+    lease = store.grant_lease(30)
+    assert 25 <= store.lease_ttl(lease) <= 30
+    short = store.grant_lease(2)
+    assert 1 <= store.lease_ttl(short) <= 2
+    store.revoke_lease(lease)
+    with pytest.raises(NotFound):
+        store.lease_ttl(lease)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            store.lease_ttl(short)
+        except NotFound:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("an expired lease still reports a TTL")
+
+
 def test_compact_to_a_future_revision_is_refused(store: Datastore) -> None:
     with pytest.raises(DatastoreError):
         store.compact(store.current_revision() + 100)

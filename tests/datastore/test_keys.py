@@ -112,6 +112,9 @@ def test_election_and_compaction_keys() -> None:
     assert keys.LEGACY_NEUTRON_ELECTION_KEY == "/calico/openstack/v1/neutron_election"
     assert keys.COMPACTION_TRIGGER_KEY == "/calico/compaction/v1/trigger"
     assert keys.COMPACTION_LAST_KEY == "/calico/compaction/v1/last"
+    assert keys.compaction_trigger_key() == "/calico/compaction/v1/trigger"
+    assert keys.compaction_last_key() == "/calico/compaction/v1/last"
+    assert keys.round_trip_key("r1") == "/calico/felix/v2/region-r1/host/round-trip-check"
 
 
 @pytest.mark.parametrize(

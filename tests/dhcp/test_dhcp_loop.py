@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import dhcp_support as ds
 import pytest
@@ -13,9 +13,12 @@ from click.testing import CliRunner
 
 from regionmesh.cli.dhcp_cmd import dhcp_agent_cmd
 from regionmesh.cli.main import regionmesh_cli
-from regionmesh.datastore.api import Datastore
+from regionmesh.datastore import keys
+from regionmesh.datastore.api import Datastore, Watch
 from regionmesh.datastore.sqlite import SqliteDatastore
+from regionmesh.openstack.compaction import Compactor, Outcome
 from regionmesh.openstack.dhcp_agent import DhcpAgent, NetworkDhcp
+from regionmesh.testing.etcd_server import EtcdServer
 
 HOST = "cmp-1"
 SUB = ds.subnet("sub-a", "10.65.0.0/16")
@@ -136,6 +139,56 @@ def test_loop_relists_after_its_watch_position_is_compacted(
     finally:
         writer.close()
         agent_store.close()
+
+
+class _PausedWatches:
+    """The agent's store; its next ``watch()`` first runs ``before`` (writes and a compaction),
+    so the agent's watch starts from a position compacted meanwhile, as after an outage."""
+
+    def __init__(self, inner: Datastore, before: Callable[[], None]) -> None:
+        self.inner = inner
+        self.before: Callable[[], None] | None = before
+        self.watches = 0
+
+    def watch(self, prefix: str, *, start_revision: int) -> Watch:
+        self.watches += 1
+        before, self.before = self.before, None
+        if before is not None:
+            before()
+        return self.inner.watch(prefix, start_revision=start_revision)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_etcd_compaction_past_the_watch_relists(clean_etcd: EtcdServer) -> None:
+    """A real compaction (the Neutron master's Compactor) past the agent's watch position."""
+    writer = clean_etcd.open()
+    agent_store = clean_etcd.open()
+    ds.put_subnet(writer, SUB, "east")
+    ds.apply_wep(writer, ds.port("p1", HOST, ["10.65.0.2"]), "east")
+
+    def meanwhile() -> None:
+        ds.apply_wep(writer, ds.port("p1", HOST, ["10.65.1.1"]), "east")
+        ds.apply_wep(writer, ds.port("p2", HOST, ["10.65.2.2"], mac="fa:16:3e:00:00:02"), "east")
+        Compactor(writer, period_secs=60, min_revisions=0).check()  # first check: keys only
+        writer.revoke_lease(writer.get(keys.compaction_trigger_key()).lease)  # type: ignore[union-attr]
+        writer.put("/calico/regionmesh-test/churn", b"x")
+        result = Compactor(writer, period_secs=60, min_revisions=0).check()
+        assert result.outcome is Outcome.COMPACTED, result
+
+    paused = _PausedWatches(agent_store, meanwhile)
+    rec, stop, thread = _run(paused)  # type: ignore[arg-type]
+    try:
+        assert _wait(lambda: rec.ips() == ["10.65.1.1", "10.65.2.2"], timeout=15)
+        assert paused.watches >= 2
+        ds.apply_wep(writer, ds.port("p2", HOST, ["10.65.2.3"], mac="fa:16:3e:00:00:02"), "east")
+        assert _wait(lambda: rec.ips() == ["10.65.1.1", "10.65.2.3"], timeout=10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        agent_store.close()
+        writer.close()
 
 
 def test_loop_on_real_etcd(etcd_datastore: Datastore) -> None:

@@ -14,13 +14,16 @@ from regionmesh.cli.explain_cmds import load_resources
 from regionmesh.cli.resources import prepare
 from regionmesh.datastore import open_datastore
 from regionmesh.datastore.resources import ResourceClient
+from regionmesh.examples import CLOUD as CLOUD_NAME
+from regionmesh.examples import POLICY as POLICY_NAME
+from regionmesh.examples import example_path
 from regionmesh.model import Resource, WorkloadEndpoint
 from regionmesh.openstack import cloud as cloud_mod
 from regionmesh.policy import Snapshot
 
 REPO = Path(__file__).resolve().parents[2]
-CLOUD = REPO / "examples" / "two-region-cloud.yaml"
-SEED = REPO / "examples" / "allow-tcp-80.yaml"
+CLOUD = example_path(CLOUD_NAME)
+SEED = example_path(POLICY_NAME)
 REGION_OF = {
     "web-1": "one", "web-2": "one", "admin-1": "one",
     "client-1": "two", "client-2": "two", "batch-1": "two",

@@ -63,7 +63,7 @@ def test_port_helpers() -> None:
         ("SCTP", "SCTP", 132, "SCTP"),
         ("UDPLite", "UDPLite", 136, "UDPLite"),
         (6, 6, 6, 6),
-        ("47", 47, 47, 47),  # networking-calico writes numeric protocols as strings
+        ("47", 47, 47, "47"),  # networking-calico writes numeric protocols as strings
         (255, 255, 255, 255),
     ],
 )

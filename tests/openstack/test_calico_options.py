@@ -106,3 +106,17 @@ def test_urls_are_understood_by_the_datastore(tmp_path: Path) -> None:
     assert (config.username, config.password) == ("neutron", "s3cr:t@")
     plain = parse_url(datastore_url(CalicoOptions()), source="[calico]", env={})
     assert plain.endpoints == ["http://127.0.0.1:2379"] and plain.username is None
+
+
+def test_compaction_options_as_networking_calico_names_them(tmp_path: Path) -> None:
+    opts = load_options(conf_from(tmp_path, "[calico]\n"))
+    assert (opts.etcd_compaction_period_mins, opts.etcd_compaction_min_revisions) == (60, 1000)
+    opts = load_options(
+        conf_from(
+            tmp_path,
+            "[calico]\netcd_compaction_period_mins = 0\netcd_compaction_min_revisions = 50\n",
+        )
+    )
+    assert (opts.etcd_compaction_period_mins, opts.etcd_compaction_min_revisions) == (0, 50)
+    with pytest.raises(ValueError):
+        load_options(conf_from(tmp_path, "[calico]\netcd_compaction_period_mins = -1\n"))

@@ -16,6 +16,8 @@ import yaml
 from regionmesh.datastore import Datastore, open_datastore
 from regionmesh.datastore import keys as dskeys
 from regionmesh.errors import RegionmeshError, ValidationError
+from regionmesh.examples import CLOUD as CLOUD_NAME
+from regionmesh.examples import example_path
 from regionmesh.openstack import cloud as c
 from regionmesh.openstack import translate as t
 from regionmesh.openstack.reader import MemoryNeutron
@@ -24,7 +26,7 @@ from regionmesh.openstack.writer import RegionWriter
 from regionmesh.testing.etcd_server import EtcdServer
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "two-region-cloud.yaml"
+EXAMPLE = example_path(CLOUD_NAME)
 SG_A = "a7734e61-b545-452d-a3cd-0189cbd9747a"
 SG_B = "85cc3048-abc3-43cc-89b3-377341426ac5"
 WEP = "/calico/resources/v3/projectcalico.org/workloadendpoints/"
@@ -223,7 +225,7 @@ def test_cloud_apply_bootstraps_felix_and_cluster_config(tmp_path: Path) -> None
     from regionmesh.datastore.resources import ResourceClient
     from regionmesh.openstack.cloud import apply_cloud, load_cloud
 
-    example = Path(__file__).resolve().parents[2] / "examples" / "two-region-cloud.yaml"
+    example = example_path(CLOUD_NAME)
     store = open_datastore(f"sqlite:///{tmp_path}/boot.db")
     try:
         apply_cloud(store, load_cloud(str(example)))

@@ -281,3 +281,50 @@ def test_security_group_rules_become_policy(neutron: NeutronCloud, cloud_store: 
 
     two.openstack("security", "group", "delete", "web")
     wait_for("the policy to go", lambda: cloud_store.get(key) is None)
+
+
+def test_numeric_protocol_bytes_match_networking_calico(
+    neutron: NeutronCloud, cloud_store: Datastore
+) -> None:
+    """``--protocol 47`` is stored as networking-calico's ``_neutron_rule_to_etcd_rule`` writes
+    it: Neutron holds the digit string "47", which is neither an int, "icmp"/"ipv6-icmp", nor a
+    name in IP_PROTOCOL_MAP, so it is written upper-cased, i.e. as the string "47"."""
+    two = neutron.regions["two"]
+    sg = json.loads(two.openstack("security", "group", "create", "-f", "json", "gre").stdout)
+    two.openstack(
+        "security", "group", "rule", "create", "--ingress", "--protocol", "47",
+        "--remote-ip", "10.9.0.0/16", "gre",
+    )  # fmt: skip
+    key = f"{NP_PREFIX}openstack-region-two/ossg.default.{sg['id']}"
+
+    def gre_rule() -> dict[str, Any] | None:
+        policy = doc(cloud_store, key)
+        rules = [r for r in (policy or {}).get("spec", {}).get("ingress", []) if "protocol" in r]
+        return rules[0] if rules else None
+
+    rule = wait_for("the gre policy with its protocol 47 rule", gre_rule)
+    expected = {  # networking-calico's bytes for this rule (key order does not matter)
+        "action": "Allow", "ipVersion": 4, "protocol": "47", "source": {"nets": ["10.9.0.0/16"]},
+    }  # fmt: skip
+    assert json.dumps(rule, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    raw = cloud_store.get(key)
+    assert raw is not None and b'"protocol":"47"' in raw.value.replace(b" ", b"")
+    two.openstack("security", "group", "delete", "gre")
+    wait_for("the policy to go", lambda: cloud_store.get(key) is None)
+
+
+def test_compaction_and_round_trip_keys(neutron: NeutronCloud, cloud_store: Datastore) -> None:
+    """The masters keep networking-calico's shared compaction keys and each region's status
+    watcher its round-trip-check key (no lease), exactly where networking-calico keeps them."""
+    last = wait_for(
+        "/calico/compaction/v1/last", lambda: cloud_store.get(dskeys.COMPACTION_LAST_KEY)
+    )
+    assert last.lease == 0 and last.value.decode().isdigit()
+    trigger = wait_for("the trigger", lambda: cloud_store.get(dskeys.COMPACTION_TRIGGER_KEY))
+    assert trigger.lease != 0 and trigger.value.decode().isdigit()  # a neutron-server pid
+    assert 0 < cloud_store.lease_ttl(trigger.lease) <= 3600
+    for region in ("one", "two"):
+        key = f"/calico/felix/v2/region-{region}/host/round-trip-check"
+        kv = wait_for(key, lambda k=key: cloud_store.get(k))  # type: ignore[misc]
+        assert kv.lease == 0
+        float(kv.value.decode())

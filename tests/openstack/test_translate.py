@@ -238,11 +238,11 @@ RULE_TABLE: list[tuple[str, NeutronRule, dict[str, Any] | None]] = [
                                port_range_max=6),
      {"action": "Allow", "ipVersion": 4, "protocol": 132, "destination": {"ports": ["5:6"]}}),
     ("numeric protocol string", rule(protocol="47"),
-     {"action": "Allow", "ipVersion": 4, "protocol": 47}),
+     {"action": "Allow", "ipVersion": 4, "protocol": "47"}),
     ("numeric protocol int", rule(protocol=47), {"action": "Allow", "ipVersion": 4, "protocol": 47}),
     ("named protocol gre", rule(protocol="gre"), {"action": "Allow", "ipVersion": 4, "protocol": 47}),
     ("tcp as number 6 with ports", rule(protocol="6", port_range_min=22, port_range_max=22),
-     {"action": "Allow", "ipVersion": 4, "protocol": 6, "destination": {"ports": [22]}}),
+     {"action": "Allow", "ipVersion": 4, "protocol": "6", "destination": {"ports": [22]}}),
     ("icmp type code", rule(protocol="icmp", port_range_min=8, port_range_max=0),
      {"action": "Allow", "ipVersion": 4, "protocol": "ICMP", "icmp": {"type": 8, "code": 0}}),
     ("icmp type only", rule(protocol="icmp", port_range_min=3),
@@ -363,6 +363,52 @@ def test_default_security_group_policy() -> None:
         },
     }
     assert "types" not in doc["spec"] and "order" not in doc["spec"]
+
+
+def test_numeric_protocol_string_round_trips_and_matches_like_the_number() -> None:
+    """``--protocol 47`` is stored as ``"47"`` (networking-calico's bytes); the model keeps the
+    string through decode/encode, validation accepts it and policy evaluation reads it as 47."""
+    from regionmesh.model import codec
+    from regionmesh.model.validation import validate
+    from regionmesh.policy.flows import Flow, compile_rule
+
+    rules = (
+        rule(id="g", protocol="47"),
+        rule(id="t", protocol="6", port_range_min=22, port_range_max=22),
+    )
+    doc = t.security_group_to_policy(NeutronSecurityGroup(SG, "gre", rules), region="one")
+    assert [r["protocol"] for r in doc["spec"]["ingress"]] == ["47", "6"]
+    resource = codec.decode(doc)
+    assert validate(resource) == []
+    stored = codec.to_storage(resource)
+    assert json.dumps(stored["spec"], sort_keys=True) == json.dumps(doc["spec"], sort_keys=True)
+    gre, ssh = resource.spec.ingress  # type: ignore[attr-defined]
+    assert (
+        gre.protocol
+        == codec.decode(
+            {
+                **doc,
+                "spec": {**doc["spec"], "ingress": [{**doc["spec"]["ingress"][0], "protocol": 47}]},
+            }
+        )
+        .spec.ingress[0]
+        .protocol
+    )  # type: ignore[attr-defined]
+
+    class NoAddresses:
+        def address_matches(self, selector: object, ip: object) -> bool:
+            return False
+
+        def named_port_matches(self, *args: object) -> bool:
+            return False
+
+    index = NoAddresses()
+    assert compile_rule(gre, "openstack-region-one").matches(
+        Flow.make("10.0.0.1", "10.0.0.2", 47), index
+    )
+    assert not compile_rule(gre, "x").matches(Flow.make("10.0.0.1", "10.0.0.2", 6, 1, 22), index)
+    assert compile_rule(ssh, "x").matches(Flow.make("10.0.0.1", "10.0.0.2", 6, 1, 22), index)
+    assert not compile_rule(ssh, "x").matches(Flow.make("10.0.0.1", "10.0.0.2", 6, 1, 23), index)
 
 
 def test_policy_fails_closed_on_any_bad_rule() -> None:

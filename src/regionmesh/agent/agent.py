@@ -58,6 +58,7 @@ from regionmesh.errors import ConfigError, DataplaneError, DatastoreError, Regio
 from regionmesh.model import (
     ClusterInformation,
     FelixConfiguration,
+    kind_info,
 )
 
 LOG = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def felix_configuration_sources(
     """FelixConfiguration ``default`` and ``node.<hostname>`` as raw sources (lowest first)."""
     out: list[tuple[str, dict[str, str]]] = []
     for name in ("default", f"node.{hostname}"):
-        kv = store.get(keys.resource_key("felixconfigurations", name))
+        kv = store.get(keys.resource_key(kind_info(FelixConfiguration.KIND).plural, name))
         if kv is None:
             continue
         resource = decode_value(FELIX_CONFIG_KIND, kv.key, kv.value, kv.mod_revision)

@@ -2,21 +2,24 @@
 
 Every command that touches the datastore takes ``--datastore URL`` (regionmesh's form) and
 ``-c/--config FILE`` (calicoctl's), also accepted before the sub-command. Resolution itself
-(env, calicoctl.cfg, embedded default) belongs to :mod:`regionmesh.datastore.config`.
+(env, calicoctl.cfg, embedded default) belongs to :mod:`regionmesh.datastore.config`. The
+datastore package is imported only when a command opens the store, so commands that never do
+(``version``, ``validate``, ``--help``) start without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from regionmesh.datastore import open_datastore, resolve_config
-from regionmesh.datastore.api import Datastore
-from regionmesh.datastore.resources import ResourceClient
 from regionmesh.errors import RegionmeshError
+
+if TYPE_CHECKING:  # imported when a command opens the datastore, not at start-up
+    from regionmesh.datastore.api import Datastore
+    from regionmesh.datastore.resources import ResourceClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +41,8 @@ class CliContext:
     def store(self) -> Datastore:
         """Open (once) and return the selected datastore; exit 1 with the reason if it fails."""
         if self._store is None:
+            from regionmesh.datastore import open_datastore, resolve_config
+
             try:
                 self._store = open_datastore(
                     resolve_config(url=self.url, config_file=self.config_file)
@@ -48,6 +53,8 @@ class CliContext:
 
     def client(self) -> ResourceClient:
         """A ResourceClient over the selected datastore."""
+        from regionmesh.datastore.resources import ResourceClient
+
         return ResourceClient(self.store())
 
     def close(self) -> None:

@@ -1,10 +1,11 @@
 """``regionmesh demo``: the project's main job, end to end, in under a minute.
 
-1. Builds the two-region cloud of ``examples/two-region-cloud.yaml`` through ``regionmesh cloud
-   apply``'s code (:mod:`regionmesh.openstack.cloud`) into a TEMPORARY embedded datastore
-   (or the one given with ``--datastore``/``-c``);
+1. Builds the two-region cloud of ``two-region-cloud.yaml`` (package data,
+   :mod:`regionmesh.examples`) through ``regionmesh cloud apply``'s code
+   (:mod:`regionmesh.openstack.cloud`) into a TEMPORARY embedded datastore (or the one given
+   with ``--datastore``/``-c``);
 2. prints the region-by-region connectivity matrix and the cross-region flows;
-3. previews ``examples/allow-tcp-80.yaml`` (what-if), applies it like ``calicoctl apply``, prints
+3. previews ``allow-tcp-80.yaml`` (what-if), applies it like ``calicoctl apply``, prints
    the matrix again and the explain trace of one cross-region pair (client-1 → web-1 TCP/80);
 4. as root (unless ``--no-dataplane``): builds one network namespace per compute host and per
    VM (the VMs' taps, MACs and addresses come from the WorkloadEndpoints), starts one
@@ -36,6 +37,7 @@ from typing import Any
 import click
 import yaml
 
+from regionmesh import examples
 from regionmesh.cli.context import CliContext
 from regionmesh.cli.resources import prepare
 from regionmesh.errors import RegionmeshError
@@ -48,9 +50,8 @@ from regionmesh.policy.whatif import what_if
 
 __all__ = ["DemoVm", "run_demo"]
 
-REPO = Path(__file__).resolve().parents[3]
-CLOUD_FILE = REPO / "examples" / "two-region-cloud.yaml"
-POLICY_FILE = REPO / "examples" / "allow-tcp-80.yaml"
+CLOUD_FILE = examples.example_path(examples.CLOUD)
+POLICY_FILE = examples.example_path(examples.POLICY)
 ALLOWED = ("client-1", "web-1")
 """The cross-region pair whose flow allow-tcp-80 opens (and the demo explains)."""
 DENIED = ("batch-1", "web-1")
@@ -211,7 +212,7 @@ def run_demo(
     started = time.monotonic()
     for path in (cloud_file, policy_file):
         if not path.is_file():
-            echo(f"demo: {path} not found (run from a source checkout)")
+            echo(f"demo: {path} not found (the package is installed without its examples)")
             return 1
     tmpdir = tempfile.mkdtemp(prefix="regionmesh-demo-")
     sandbox = _Sandbox()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ import click
 
 from regionmesh.cli.context import CliContext, datastore_options, fail
 from regionmesh.cli.resources import Prepared, prepare
-from regionmesh.datastore.resources import ResourceClient
+from regionmesh.datastore.resources import ResourceClient, does_not_exist, policy_tier_name
 from regionmesh.errors import RegionmeshError, ValidationError
-from regionmesh.model import Resource
+from regionmesh.model import FelixConfiguration, Resource
 from regionmesh.model.regions import region_of_namespace
 from regionmesh.openstack.address_groups import describe_mirror_annotations
 from regionmesh.policy import DirectionVerdict, FlowVerdict, Snapshot
@@ -35,6 +35,7 @@ from regionmesh.policy.flowspec import (
     parse_flow_entry,
     resolve_flow,
 )
+from regionmesh.policy.hostlocal import DEFAULT_ENDPOINT_TO_HOST_ACTION
 from regionmesh.policy.trace import TraceStep
 from regionmesh.policy.whatif import FlowChange, WhatIf, what_if
 
@@ -75,6 +76,27 @@ def load_resources(client: ResourceClient) -> list[Resource]:
     for kind in SNAPSHOT_KINDS:
         out.extend(client.list(kind).items)
     return out
+
+
+def endpoint_to_host_actions(client: ResourceClient) -> Callable[[str], str]:
+    """node → ``DefaultEndpointToHostAction`` from FelixConfiguration ``node.<node>`` over
+    ``default`` (Felix's ``Drop`` when neither sets it). A host's felix.cfg or environment may
+    still override it; explain cannot see those."""
+    by_name: dict[str, str] = {}
+    for res in client.list("FelixConfiguration").items:
+        if isinstance(res, FelixConfiguration) and res.spec.default_endpoint_to_host_action:
+            by_name[res.metadata.name] = res.spec.default_endpoint_to_host_action
+    fallback = by_name.get("default", DEFAULT_ENDPOINT_TO_HOST_ACTION)
+    return lambda node: by_name.get(f"node.{node}", fallback)
+
+
+def _flow_context(cli: CliContext) -> tuple[Snapshot, Callable[[str], str]]:
+    _resources, snap = _snapshot(cli)
+    try:
+        actions = endpoint_to_host_actions(cli.client())
+    except RegionmeshError as exc:
+        fail(f"cannot read resources from the datastore: {exc}")
+    return snap, actions
 
 
 def _snapshot(cli: CliContext) -> tuple[list[Resource], Snapshot]:
@@ -224,9 +246,14 @@ def explain_cmd(
         spec = parse_flow_entry(entry)
     except ValidationError as exc:
         fail(f"invalid flow:\n{_option_errors(exc)}")
-    resources, snap = _snapshot(_obj(ctx))
+    cli = _obj(ctx)
+    resources, snap = _snapshot(cli)
     try:
-        check = check_flow(snap, spec)
+        actions = endpoint_to_host_actions(cli.client())
+    except RegionmeshError as exc:
+        fail(f"cannot read resources from the datastore: {exc}")
+    try:
+        check = check_flow(snap, spec, endpoint_to_host=actions)
     except ValidationError as exc:
         fail(f"cannot explain {spec.describe()}:\n{_option_errors(exc)}")
     if out == "json":
@@ -278,7 +305,7 @@ def run_verify(cli: CliContext, filename: str, out: str) -> None:
     """Check every flow of a verify file; exit 1 on an error or any unexpected verdict."""
     text = _read_text(filename)
     indexed, errors = load_flow_file_partial(text, filename)
-    _resources, snap = _snapshot(cli)
+    snap, actions = _flow_context(cli)
     for i, spec in indexed:  # unknown endpoints etc. are reported with the syntax problems
         try:
             resolve_flow(snap, spec, f"[{i}]")
@@ -288,7 +315,9 @@ def run_verify(cli: CliContext, filename: str, out: str) -> None:
         errors.sort(key=lambda f: _entry_index(f.path))
         fail(f"invalid flow file {filename}:\n" + "\n".join(f"  {f}" for f in errors))
     specs = [spec for _, spec in indexed]
-    checks: list[FlowCheck] = [check_flow(snap, spec, f"[{i}]") for i, spec in enumerate(specs)]
+    checks: list[FlowCheck] = [
+        check_flow(snap, spec, f"[{i}]", endpoint_to_host=actions) for i, spec in enumerate(specs)
+    ]
     if out == "json":
         report = [
             {
@@ -335,7 +364,7 @@ def verify_cmd(ctx: click.Context, filename: str, out: str) -> None:
 # ----------------------------------------------------------------------------- what-if
 
 
-def _load_changes(filename: str, namespace: str | None, recursive: bool) -> list[Resource]:
+def _load_changes(filename: str, namespace: str | None, recursive: bool) -> list[Prepared]:
     try:
         items: list[Prepared] = prepare(filename, namespace, recursive=recursive)
     except RegionmeshError as exc:
@@ -351,7 +380,23 @@ def _load_changes(filename: str, namespace: str | None, recursive: bool) -> list
             lines.append(f"  {p.label()}:")
             lines += [f"    {e}" for e in p.errors or ["document could not be decoded"]]
         fail("\n".join(lines))
-    return [p.resource for p in items if p.resource is not None]
+    return items
+
+
+def _check_tiers(items: Sequence[Prepared], current: Sequence[Resource]) -> None:
+    """As ``apply`` does: every policy's tier exists in the datastore or in the same input."""
+    known = {r.metadata.name for r in current if r.kind == "Tier"} | {
+        p.resource.metadata.name
+        for p in items
+        if p.resource is not None and p.resource.kind == "Tier"
+    }
+    bad = []
+    for p in items:
+        tier = policy_tier_name(p.resource) if p.resource is not None else None
+        if tier is not None and tier not in known:
+            bad.append(f"  {p.label()}:\n    {does_not_exist('Tier', tier, None)}")
+    if bad:
+        fail("\n".join([f"{len(bad)} of {len(items)} document(s) name a missing tier:", *bad]))
 
 
 def render_what_if(result: WhatIf) -> str:
@@ -393,8 +438,11 @@ def run_what_if(
 ) -> WhatIf:
     """Print which flows applying (or deleting) ``filename`` would open or close; writes
     nothing. Shared by ``diff`` and ``apply --dry-run``."""
-    changes = _load_changes(filename, namespace, recursive)
+    items = _load_changes(filename, namespace, recursive)
+    changes = [p.resource for p in items if p.resource is not None]
     resources, _snap = _snapshot(cli)
+    if not delete:
+        _check_tiers(items, resources)
     result = what_if(resources, changes, delete=delete)
     if out == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))

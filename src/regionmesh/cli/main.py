@@ -1,172 +1,40 @@
 """Entry points: ``regionmesh`` (every command) and ``calicoctl`` (the resource verbs).
 
-The command tree is assembled here; each verb's behaviour lives in a sibling module
-(:mod:`.resources` for calicoctl's verbs). The same click command objects are registered in
-both groups, so ``calicoctl apply`` and ``regionmesh apply`` behave identically.
+The command tree is assembled here, lazily: each sub-command is named by ``module:attribute``
+and imported only when it is run (or its own ``--help`` is asked for), so ``calicoctl get``
+never loads the agent, the dataplane, oslo.config, rich or the etcd client. The short help
+shown by ``regionmesh --help`` is kept in :data:`COMMANDS` next to the import path (a test
+checks it matches each command's docstring). Each verb's behaviour lives in a sibling module
+(:mod:`.resource_cmds` / :mod:`.resources` for calicoctl's verbs); the same click command
+objects are used by both groups, so ``calicoctl apply`` and ``regionmesh apply`` behave
+identically.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from regionmesh import __version__
-from regionmesh.cli import explain_cmds, resources
-from regionmesh.cli.agent_cmd import agent_cmd
 from regionmesh.cli.context import CliContext, datastore_options
-from regionmesh.cli.dhcp_cmd import dhcp_agent_cmd
-from regionmesh.cli.doctor import doctor_cmd
-from regionmesh.cli.openstack_cmds import cloud_group, resync_cmd
 from regionmesh.errors import RegionmeshError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _file_options(func: Any) -> Any:
-    func = click.option(
-        "-f",
-        "--filename",
-        "filename",
-        required=True,
-        metavar="FILE|DIR|-",
-        help="YAML or JSON file, directory, or - for stdin",
-    )(func)
-    func = click.option("-n", "--namespace", default=None, help="namespace of namespaced kinds")(
-        func
-    )
-    func = click.option("-R", "--recursive", is_flag=True, help="recurse into directories")(func)
-    func = click.option(
-        "--skip-empty", is_flag=True, help="do not fail on an input with no resources"
-    )(func)
-    return func
+@dataclass(frozen=True)
+class LazyCommand:
+    """Where a sub-command lives (``module:attribute`` under regionmesh.cli) and its help text.
 
+    ``short_help`` is the first paragraph of the command's help, as one line; the listing
+    shortens it exactly as click would.
+    """
 
-def _obj(ctx: click.Context) -> CliContext:
-    return ctx.ensure_object(CliContext)
-
-
-@click.command("create", context_settings=CONTEXT)
-@_file_options
-@click.option("--skip-exists", is_flag=True, help="do not fail for resources that already exist")
-@datastore_options
-@click.pass_context
-def create_cmd(ctx: click.Context, /, **kw: Any) -> None:
-    """Create resources from a file (all or nothing)."""
-    resources.write_verb("create")(ctx, **kw)
-
-
-@click.command("apply", context_settings=CONTEXT)
-@_file_options
-@click.option("--dry-run", is_flag=True, help="show which flows would open/close; write nothing")
-@datastore_options
-@click.pass_context
-def apply_cmd(ctx: click.Context, /, **kw: Any) -> None:
-    """Create or replace resources from a file (all or nothing)."""
-    if kw.pop("dry_run"):
-        explain_cmds.run_what_if(_obj(ctx), **kw)
-        return
-    resources.write_verb("apply")(ctx, **kw)
-
-
-@click.command("replace", context_settings=CONTEXT)
-@_file_options
-@datastore_options
-@click.pass_context
-def replace_cmd(ctx: click.Context, /, **kw: Any) -> None:
-    """Replace existing resources from a file (all or nothing)."""
-    resources.write_verb("replace")(ctx, **kw)
-
-
-@click.command("delete", context_settings=CONTEXT)
-@click.argument("args", nargs=-1)
-@click.option("-f", "--filename", default=None, metavar="FILE|DIR|-")
-@click.option("-n", "--namespace", default=None)
-@click.option("-R", "--recursive", is_flag=True)
-@click.option("--skip-empty", is_flag=True)
-@click.option("--skip-not-exists", is_flag=True, help="do not fail for resources that do not exist")
-@datastore_options
-@click.pass_context
-def delete_cmd(
-    ctx: click.Context,
-    args: tuple[str, ...],
-    filename: str | None,
-    namespace: str | None,
-    recursive: bool,
-    skip_empty: bool,
-    skip_not_exists: bool,
-) -> None:
-    """Delete resources: -f FILE, or KIND NAME [NAME...]."""
-    resources.run_delete(
-        _obj(ctx), filename, args, namespace, skip_not_exists, recursive, skip_empty
-    )
-
-
-@click.command("get", context_settings=CONTEXT)
-@click.argument("kind")
-@click.argument("names", nargs=-1)
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    default="ps",
-    metavar="ps|wide|yaml|json|name|custom-columns=COL,…",
-    callback=lambda _ctx, _param, value: resources.check_output_format(value),
-    show_default=True,
-)
-@click.option("-n", "--namespace", default=None)
-@click.option("-A", "-a", "--all-namespaces", is_flag=True)
-@click.option(
-    "--export", is_flag=True, help="strip uid, resourceVersion, creationTimestamp, namespace"
-)
-@datastore_options
-@click.pass_context
-def get_cmd(
-    ctx: click.Context,
-    kind: str,
-    names: tuple[str, ...],
-    out: str,
-    namespace: str | None,
-    all_namespaces: bool,
-    export: bool,
-) -> None:
-    """Show resources of one KIND (all, or the NAMEs given)."""
-    resources.run_get(_obj(ctx), kind, names, namespace, all_namespaces, out, export)
-
-
-@click.command("label", context_settings=CONTEXT)
-@click.argument("kind")
-@click.argument("name")
-@click.argument("label")
-@click.option("-n", "--namespace", default=None)
-@click.option("--overwrite", is_flag=True, help="change the value of an existing label")
-@click.option("--remove", is_flag=True, help="remove the label KEY")
-@datastore_options
-@click.pass_context
-def label_cmd(
-    ctx: click.Context,
-    kind: str,
-    name: str,
-    label: str,
-    namespace: str | None,
-    overwrite: bool,
-    remove: bool,
-) -> None:
-    """Set (key=value) or remove (key --remove) a label on a resource."""
-    resources.run_label(_obj(ctx), kind, name, label, namespace, overwrite, remove)
-
-
-@click.command("validate", context_settings=CONTEXT)
-@click.option("-f", "--filename", "filename", required=True, metavar="FILE|DIR|-")
-@click.option("-n", "--namespace", default=None)
-@click.option("-R", "--recursive", is_flag=True)
-@click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
-@click.option("--skip-empty", is_flag=True, help="do not fail on an input with no resources")
-def validate_cmd(
-    filename: str, namespace: str | None, recursive: bool, out: str, skip_empty: bool
-) -> None:
-    """Validate resources offline (no datastore); every document is reported."""
-    resources.run_validate(filename, namespace, out, recursive, skip_empty=skip_empty)
+    target: str
+    short_help: str
 
 
 @click.command("version", context_settings=CONTEXT)
@@ -175,19 +43,128 @@ def version_cmd() -> None:
     click.echo(f"Client Version:    v{__version__} (regionmesh)")
 
 
-RESOURCE_COMMANDS = [
-    create_cmd,
-    apply_cmd,
-    replace_cmd,
-    delete_cmd,
-    get_cmd,
-    label_cmd,
-    validate_cmd,
-    version_cmd,
-]
+_R = "resource_cmds"
+_X = "explain_cmds"
+_O = "openstack_cmds"
+# name: (where, first paragraph of the command's help — click shortens it for the listing)
+RESOURCE_COMMANDS: dict[str, LazyCommand] = {
+    "create": LazyCommand(f"{_R}:create_cmd", "Create resources from a file (all or nothing)."),
+    "apply": LazyCommand(
+        f"{_R}:apply_cmd", "Create or replace resources from a file (all or nothing)."
+    ),
+    "replace": LazyCommand(
+        f"{_R}:replace_cmd", "Replace existing resources from a file (all or nothing)."
+    ),
+    "delete": LazyCommand(f"{_R}:delete_cmd", "Delete resources: -f FILE, or KIND NAME [NAME...]."),
+    "get": LazyCommand(f"{_R}:get_cmd", "Show resources of one KIND (all, or the NAMEs given)."),
+    "label": LazyCommand(
+        f"{_R}:label_cmd", "Set (key=value) or remove (key --remove) a label on a resource."
+    ),
+    "validate": LazyCommand(
+        f"{_R}:validate_cmd",
+        "Validate resources offline (no datastore); every document is reported.",
+    ),
+    "version": LazyCommand("main:version_cmd", "Print the client version."),
+}
+
+REGIONMESH_COMMANDS: dict[str, LazyCommand] = {
+    **RESOURCE_COMMANDS,
+    "agent": LazyCommand(
+        "agent_cmd:agent_cmd",
+        "Run the per-host agent: watch the datastore and program this host's nftables.",
+    ),
+    "resync": LazyCommand(
+        f"{_O}:resync_cmd",
+        "Resync this region's WorkloadEndpoints, SG policies and DHCP subnets from Neutron.",
+    ),
+    "cloud": LazyCommand(
+        f"{_O}:cloud_group",
+        "Declare OpenStack regions, networks, security groups and VMs in a file (no Neutron).",
+    ),
+    "doctor": LazyCommand(
+        "doctor:doctor_cmd",
+        "Check the datastore for multi-region problems (exit 1 on any finding).",
+    ),
+    "explain": LazyCommand(
+        f"{_X}:explain_cmd",
+        "Can this flow pass, and which tier/policy/rule decided? (egress of the source, "
+        "ingress of the destination).",
+    ),
+    "verify": LazyCommand(
+        f"{_X}:verify_cmd", "Check a list of expected flows (allow/deny); exit 1 if any differs."
+    ),
+    "diff": LazyCommand(
+        f"{_X}:diff_cmd",
+        "Which flows would open or close if FILE were applied (nothing is written).",
+    ),
+    "graph": LazyCommand(
+        f"{_X}:graph_cmd",
+        "Draw who may reach whom: regions as clusters, security groups as nodes, allowed "
+        "flows as edges labelled with protocol/port.",
+    ),
+    "demo": LazyCommand(
+        f"{_X}:demo_cmd",
+        "Build the two-region cloud, apply allow-tcp-80, show who can reach whom "
+        "before/after, explain one cross-region flow, and (as root) prove it with real TCP.",
+    ),
+    "dhcp-agent": LazyCommand(
+        "dhcp_cmd:dhcp_agent_cmd",
+        "Serve DHCP to this host's VMs in its region (one dnsmasq per network).",
+    ),
+}
 
 
-@click.group("regionmesh", context_settings=CONTEXT)
+def _shorten(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` exactly as click shortens a command's help in a listing."""
+    return click.Command(None, help=text).get_short_help_str(limit)
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use.
+
+    ``list_commands`` and the help listing use only the :class:`LazyCommand` table, so
+    ``--help`` imports nothing; ``get_command`` imports the one module a command lives in.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, LazyCommand], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        entry = self.lazy.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr = entry.target.split(":")
+        module = importlib.import_module(f"regionmesh.cli.{module_name}")
+        cmd = getattr(module, attr)
+        assert isinstance(cmd, click.Command), entry.target
+        self.commands[cmd_name] = cmd
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        # the same shortening as click.Group.format_commands, without importing the commands
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.lazy:
+                text = _shorten(self.lazy[name].short_help, limit)
+            else:
+                text = self.commands[name].get_short_help_str(limit)
+            rows.append((name, text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group("regionmesh", cls=LazyGroup, lazy=REGIONMESH_COMMANDS, context_settings=CONTEXT)
 @datastore_options
 @click.version_option(__version__, prog_name="regionmesh")
 @click.pass_context
@@ -197,26 +174,13 @@ def regionmesh_cli(ctx: click.Context) -> None:
     ctx.call_on_close(obj.close)
 
 
-@click.group("calicoctl", context_settings=CONTEXT)
+@click.group("calicoctl", cls=LazyGroup, lazy=RESOURCE_COMMANDS, context_settings=CONTEXT)
 @datastore_options
 @click.pass_context
 def calicoctl_cli(ctx: click.Context) -> None:
     """calicoctl-compatible resource commands (regionmesh)."""
     obj = ctx.ensure_object(CliContext)
     ctx.call_on_close(obj.close)
-
-
-for _cmd in RESOURCE_COMMANDS:
-    regionmesh_cli.add_command(_cmd)
-    calicoctl_cli.add_command(_cmd)
-
-regionmesh_cli.add_command(agent_cmd)
-regionmesh_cli.add_command(resync_cmd)
-regionmesh_cli.add_command(cloud_group)
-regionmesh_cli.add_command(doctor_cmd)
-for _cmd in explain_cmds.EXPLAIN_COMMANDS:
-    regionmesh_cli.add_command(_cmd)
-regionmesh_cli.add_command(dhcp_agent_cmd)
 
 
 def _run(group: click.Group, prog_name: str) -> None:

@@ -4,7 +4,9 @@ Reads input with :mod:`regionmesh.model.codec`, defaults and validates with
 :mod:`regionmesh.model.validation`, writes through
 :class:`regionmesh.datastore.resources.ResourceClient`, prints with :mod:`.output`.
 Unlike calicoctl, create/apply/replace validate *every* document first and write nothing if
-any is invalid, and a batch is written all or nothing. Exit status 1 on any error.
+any is invalid, and a batch is written all or nothing; references (a policy's tier) are
+resolved against the datastore plus the whole input, and tiers are written first
+(:meth:`~regionmesh.datastore.resources.ResourceClient.write_all`). Exit status 1 on any error.
 """
 
 from __future__ import annotations

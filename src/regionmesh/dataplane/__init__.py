@@ -8,16 +8,19 @@ project except :mod:`regionmesh.errors`. Public names:
   :class:`ActiveProfileUpdate`, :class:`ActiveProfileRemove`, :class:`WorkloadEndpointUpdate`,
   :class:`WorkloadEndpointRemove`, :class:`InSync` and their parts (:class:`Rule`,
   :class:`NatMapping`, ...);
-* :class:`Dataplane` (the Protocol), :class:`NftDataplane` (the kernel driver),
-  :class:`RecordingDataplane` (contract-checking test double);
-* runners: :class:`SubprocessNft`, :class:`FakeNft`, :class:`NetlinkRoutes`.
+* :class:`Dataplane` (the Protocol) and :class:`RecordingDataplane` (contract-checking test
+  double).
+
+The package face is pure (messages, the Protocol, the recorder): importing it loads neither
+pyroute2 nor the driver. Import the kernel side from its modules:
+:class:`~regionmesh.dataplane.driver.NftDataplane` (the driver),
+:mod:`regionmesh.dataplane.runner` (:class:`SubprocessNft`, :class:`NetlinkRoutes`,
+:class:`EndpointRoute`, the runner Protocols) and :class:`~regionmesh.dataplane.fakenft.FakeNft`.
 
 See docs/design/dataplane.md for the table layout and the message contract.
 """
 
 from regionmesh.dataplane.api import Dataplane
-from regionmesh.dataplane.driver import NftDataplane
-from regionmesh.dataplane.fakenft import FakeNft
 from regionmesh.dataplane.messages import (
     Action,
     ActivePolicyRemove,
@@ -43,13 +46,6 @@ from regionmesh.dataplane.messages import (
     WorkloadEndpointUpdate,
 )
 from regionmesh.dataplane.recording import RecordingDataplane
-from regionmesh.dataplane.runner import (
-    EndpointRoute,
-    NetlinkRoutes,
-    NftRunner,
-    RouteRunner,
-    SubprocessNft,
-)
 
 __all__ = [
     "Action",
@@ -58,9 +54,7 @@ __all__ = [
     "ActiveProfileRemove",
     "ActiveProfileUpdate",
     "Dataplane",
-    "EndpointRoute",
     "EndpointToHostAction",
-    "FakeNft",
     "HostConfig",
     "ICMPMatch",
     "IPSetDeltaUpdate",
@@ -71,14 +65,9 @@ __all__ = [
     "Message",
     "NamedPortMember",
     "NatMapping",
-    "NetlinkRoutes",
-    "NftDataplane",
-    "NftRunner",
     "PortRange",
     "RecordingDataplane",
-    "RouteRunner",
     "Rule",
-    "SubprocessNft",
     "TierDefaultAction",
     "TierInfo",
     "WorkloadEndpointRemove",

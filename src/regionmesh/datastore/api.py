@@ -151,8 +151,14 @@ class Datastore(Protocol):
         """Revoke the lease now, deleting its keys; NotFound if it does not exist."""
         ...
 
-    def compact(self, revision: int) -> None:
-        """Forget history before ``revision`` (a no-op if already compacted that far)."""
+    def lease_ttl(self, lease: int) -> int:
+        """Seconds the lease has left (its granted TTL after a refresh); NotFound when it has
+        expired or was revoked."""
+        ...
+
+    def compact(self, revision: int) -> bool:
+        """Forget history before ``revision``; True if this call compacted, False if the store
+        was already compacted at or past it (by anyone). DatastoreError for a future revision."""
         ...
 
     def current_revision(self) -> int:

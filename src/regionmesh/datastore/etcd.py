@@ -429,16 +429,25 @@ class EtcdDatastore:
 
     # --- history and watches --------------------------------------------------------------
 
-    def compact(self, revision: int) -> None:
-        """Compact etcd's history up to ``revision`` (no-op if already compacted that far)."""
+    def lease_ttl(self, lease: int) -> int:
+        """``LeaseTimeToLive``; NotFound when etcd no longer has the lease (TTL -1 or absent)."""
+        result = self._post("/kv/lease/timetolive", {"ID": lease})
+        ttl = int(result.get("TTL", -1))
+        if ttl <= 0:  # etcd answers TTL -1 (or leaves TTL out) for an expired lease
+            raise NotFound(f"lease {lease} not found (expired or revoked)")
+        return ttl
+
+    def compact(self, revision: int) -> bool:
+        """Compact etcd's history up to ``revision``; False if already compacted that far."""
         try:
             self._post("/kv/compaction", {"revision": revision, "physical": False})
         except Compacted:
-            return
+            return False
         except DatastoreError as exc:
             if _FUTURE_REV in str(exc):
                 raise DatastoreError(f"cannot compact to revision {revision}: {exc}") from exc
             raise
+        return True
 
     def watch(self, prefix: str, *, start_revision: int) -> EtcdWatch:
         """Start a watch on ``prefix`` from ``start_revision`` (0: from now)."""

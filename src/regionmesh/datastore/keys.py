@@ -239,6 +239,19 @@ def neutron_election_key(region: str | None) -> str:
     return f"{OPENSTACK_V2_PREFIX}{region_string(region)}/neutron_election"
 
 
+# --- etcd compaction bookkeeping (shared by every region) ----------------------------------
+
+
+def compaction_trigger_key() -> str:
+    """``/calico/compaction/v1/trigger``: present (with a lease) while a compaction period runs."""
+    return COMPACTION_TRIGGER_KEY
+
+
+def compaction_last_key() -> str:
+    """``/calico/compaction/v1/last``: the revision compacted last (mod_revision: last check)."""
+    return COMPACTION_LAST_KEY
+
+
 # --- byte ranges ---------------------------------------------------------------------------
 
 

@@ -43,7 +43,7 @@ from regionmesh.errors import (
     ValidationError,
 )
 from regionmesh.model import KINDS, Resource, codec, validation
-from regionmesh.model.kinds import KindInfo
+from regionmesh.model.kinds import API_VERSION, KindInfo
 
 MAX_REPLACE_ATTEMPTS = 5
 MAX_CAS_ATTEMPTS = 5
@@ -302,12 +302,27 @@ def default_tier() -> Resource:
     """
     return codec.decode(
         {
-            "apiVersion": "projectcalico.org/v3",
+            "apiVersion": API_VERSION,
             "kind": "Tier",
             "metadata": {"name": DEFAULT_TIER},
             "spec": {"order": 1000000, "defaultAction": "Deny"},
         }
     )
+
+
+def policy_tier_name(resource: Resource) -> str | None:
+    """The tier a (Global)NetworkPolicy lives in, or None for any other kind."""
+    if resource.kind not in ("GlobalNetworkPolicy", "NetworkPolicy"):
+        return None
+    tier = getattr(getattr(resource, "spec", None), "tier", None)
+    return tier or DEFAULT_TIER
+
+
+def write_order(resources: Iterable[Resource]) -> builtins.list[Resource]:
+    """The order a batch is written in: its Tiers first, then everything else, each group in
+    input order, so a policy never reaches the datastore before the tier it names."""
+    todo = builtins.list(resources)
+    return [r for r in todo if r.kind == "Tier"] + [r for r in todo if r.kind != "Tier"]
 
 
 class ResourceClient:
@@ -381,13 +396,11 @@ class ResourceClient:
     def _encode(self, resource: Resource) -> bytes:
         return _compact_json(codec.to_storage(resource))
 
-    def _check_tier(self, resource: Resource) -> None:
-        tier = getattr(getattr(resource, "spec", None), "tier", None)
-        if (
-            resource.kind in ("GlobalNetworkPolicy", "NetworkPolicy")
-            and tier
-            and tier != DEFAULT_TIER
-        ):
+    def _check_tier(self, resource: Resource, pending: frozenset[str] = frozenset()) -> None:
+        """A policy's tier must exist: in the datastore, or among ``pending`` (the Tiers of the
+        same batch, written before the batch's policies)."""
+        tier = policy_tier_name(resource)
+        if tier and tier != DEFAULT_TIER and tier not in pending:
             if self.find("Tier", tier) is None:
                 raise does_not_exist("Tier", tier, None)
 
@@ -556,10 +569,14 @@ class ResourceClient:
         """Apply one verb (create|apply|replace) to several resources, all or nothing.
 
         Preconditions are checked for every resource before the first write (create: none
-        exists; replace: all exist). If a write still fails (a concurrent writer), the writes
-        already made are undone in reverse order and the error is raised.
+        exists; replace: all exist; a policy's tier exists in the datastore *or is a Tier of
+        the same batch*). Tiers are written first (:func:`write_order`), so a file holding a
+        tier and its policies works whatever its document order. If a write still fails (a
+        concurrent writer), the writes already made are undone in reverse order and the error
+        is raised.
         """
-        todo = list(resources)
+        todo = write_order(resources)
+        pending = frozenset(r.metadata.name for r in todo if r.kind == "Tier")
         previous: builtins.list[Resource | None] = []
         for res in todo:
             md = res.metadata
@@ -577,7 +594,7 @@ class ResourceClient:
                 )
             if verb == "replace" and prev is None:
                 raise does_not_exist(res.kind, md.name, md.namespace)
-            self._check_tier(res)
+            self._check_tier(res, pending)
             previous.append(prev)
         done: builtins.list[tuple[Resource, Resource | None]] = []
         try:

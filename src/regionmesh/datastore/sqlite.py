@@ -539,20 +539,34 @@ class SqliteDatastore:
 
         self._write(body)
 
+    def lease_ttl(self, lease: int) -> int:
+        """Whole seconds until the lease expires; NotFound if it is gone or already due."""
+        self._reap_if_due()
+        with _translated(self.path):
+            row = (
+                self._conn()
+                .execute("SELECT expires_at FROM leases WHERE id = ?", (lease,))
+                .fetchone()
+            )
+        remaining = None if row is None else row[0] - time.time()
+        if remaining is None or remaining <= 0:
+            raise NotFound(f"lease {lease} not found (expired or revoked)")
+        return max(1, int(remaining))
+
     # --- history --------------------------------------------------------------------------
 
-    def compact(self, revision: int) -> None:
-        """Drop events before ``revision``."""
+    def compact(self, revision: int) -> bool:
+        """Drop events before ``revision``; False if already compacted that far."""
 
-        def body(conn: sqlite3.Connection) -> None:
+        def body(conn: sqlite3.Connection) -> bool:
             current = int(conn.execute(_SELECT_CURRENT).fetchone()[0])
             if revision > current:
                 raise DatastoreError(
                     f"cannot compact to revision {revision}: the store is at {current}"
                 )
-            _compact(conn, revision)
+            return _compact(conn, revision)
 
-        self._write(body)
+        return self._write(body)
 
     def _maybe_auto_compact(self, conn: sqlite3.Connection, rev: int) -> None:
         if self._retain > 0 and rev % AUTO_COMPACT_EVERY == 0 and rev > self._retain:
@@ -753,11 +767,13 @@ def _reap_leases(conn: sqlite3.Connection, now: float) -> None:
         _drop_lease(conn, lease)
 
 
-def _compact(conn: sqlite3.Connection, revision: int) -> None:
-    """Drop the events before ``revision`` (at most the current one, so the newest survives)."""
+def _compact(conn: sqlite3.Connection, revision: int) -> bool:
+    """Drop the events before ``revision`` (at most the current one, so the newest survives);
+    False when the log was already compacted at or past it."""
     compacted = conn.execute("SELECT value FROM meta WHERE name = 'compact_revision'").fetchone()
     if revision <= compacted[0]:
-        return
+        return False
     conn.execute("DELETE FROM events WHERE revision < ?", (revision,))
     conn.execute("DELETE FROM events_multi WHERE revision < ?", (revision,))
     conn.execute("UPDATE meta SET value = ? WHERE name = 'compact_revision'", (revision,))
+    return True

@@ -58,6 +58,7 @@ class Model(BaseModel):
         alias_generator=to_camel,
         validate_default=False,
         revalidate_instances="never",
+        defer_build=True,  # validators built on first use: `get gnp` builds a few, not 35
     )
 
     @classmethod

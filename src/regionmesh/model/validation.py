@@ -2,7 +2,8 @@
 
 * :func:`apply_defaults` — what the Calico client does before validating a write: policy
   ``types`` from the rules, ``spec.tier: default`` and the ``projectcalico.org/tier`` label,
-  the ``default`` namespace for namespaced kinds, tier ``defaultAction: Deny``, and the
+  the ``default`` namespace for namespaced kinds, tier ``defaultAction: Deny`` (the built-in
+  tiers ``default``/``kube-admin``/``kube-baseline`` also get their fixed order), and the
   WorkloadEndpoint name and namespace/orchestrator labels.
 * :func:`validate` — every rule of §3 (names, labels/annotations, selectors, rules, per-kind
   specs), returning *all* problems as :class:`~regionmesh.errors.FieldError` with JSON paths.
@@ -15,6 +16,7 @@ write, ``resourceVersion`` on create) are the datastore's and the CLI's business
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -499,9 +501,10 @@ class _Errors:
         if reserved is not None:
             order, fixed_action = reserved
             if res.spec.order is not None and res.spec.order != order:
+                given = res.spec.order
                 self.add(
                     "spec.order",
-                    res.spec.order,
+                    int(given) if float(given).is_integer() else given,
                     f"the {res.name} tier must have order {int(order)}",
                 )
             if action is not None and action != fixed_action:
@@ -708,6 +711,7 @@ _FELIX_CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # pure; label keys repeat across thousands of endpoints
 def _qualified_name_problem(key: str) -> str | None:
     """Kubernetes IsQualifiedName: ``[prefix/]name``; None when valid."""
     parts = key.split("/")
@@ -745,6 +749,7 @@ def _iana_name_ok(name: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and ip_network objects are immutable
 def _parse_cidr(text: str, *, strict: bool) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     if not _CIDR_TEXT_RE.match(text):
         return None
@@ -816,8 +821,13 @@ def apply_defaults(resource: Resource, *, default_namespace: str = "default") ->
             spec_update["types"] = default_policy_types(spec.ingress, spec.egress)
     elif isinstance(resource, Tier):
         spec_obj = resource.spec
+        reserved = RESERVED_TIERS.get(meta.name)
+        if resource.spec.order is None and reserved is not None:
+            # Calico's built-in tiers have a fixed order; an omitted order means that one
+            # (otherwise a nil order would sort the default tier after every ordered tier).
+            spec_update["order"] = reserved[0]
         if resource.spec.default_action is None:
-            spec_update["default_action"] = "Deny"
+            spec_update["default_action"] = reserved[1] if reserved is not None else "Deny"
     elif isinstance(resource, WorkloadEndpoint):
         spec_w = resource.spec
         namespace = meta_update.get("namespace", meta.namespace)

@@ -1,8 +1,9 @@
 """Value types of v3 rules: :class:`Port` (number, ``a:b`` range or named port) and :class:`Protocol`.
 
 They decode exactly as Calico's ``numorstring`` package does and write back in Calico's stored
-form (single ports and numeric protocols as JSON numbers, ranges as ``"a:b"``, names as
-strings). Decoding refuses only what Calico's JSON decoding refuses (out-of-range numbers,
+form (single ports and numeric protocols as JSON numbers, a protocol read as a digit string
+such as ``"47"`` back as that string, as Calico's ``numorstring`` does; ranges as ``"a:b"``,
+names as strings). Decoding refuses only what Calico's JSON decoding refuses (out-of-range numbers,
 inverted ranges, port names outside ``[a-zA-Z0-9_.-]{1,128}``); whether a decoded value is
 *valid* (port ≥ 1, IANA service name, known protocol name) is decided by
 :mod:`regionmesh.model.validation` so that those errors carry field paths and calicoctl's wording.
@@ -11,7 +12,7 @@ inverted ranges, port names outside ``[a-zA-Z0-9_.-]{1,128}``); whether a decode
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import GetCoreSchemaHandler
@@ -139,11 +140,15 @@ def _validate_port(value: object) -> Port:
 class Protocol:
     """A rule's ``protocol``/``notProtocol``: a number (``value: int``) or a name (``value: str``).
 
-    A string of digits decodes as a number (``"6"`` ≡ 6) and is written back as a number.
-    Names are kept verbatim (validation rejects unknown or wrongly-cased ones).
+    A string of digits decodes as a number (``"47"`` ≡ 47: ``value`` is the int, and it compares
+    and hashes equal to ``Protocol(47)``) but is written back as the string it was read as
+    (``spelled``), because networking-calico stores ``--protocol 47`` as ``"47"`` and a rewrite
+    to ``47`` would make the two sides fight over every such policy. Names are kept verbatim
+    (validation rejects unknown or wrongly-cased ones).
     """
 
     value: int | str
+    spelled: str | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, value: object) -> Protocol:
@@ -156,7 +161,7 @@ class Protocol:
             return cls(value)
         if isinstance(value, str):
             if _DIGITS_RE.match(value) and int(value) <= 255:
-                return cls(int(value))
+                return cls(int(value), value)
             return cls(value)
         raise ValueError("protocol must be a number or a string")
 
@@ -188,8 +193,8 @@ class Protocol:
         return self.is_known and self.number in PORT_PROTOCOLS
 
     def to_json(self) -> int | str:
-        """Calico's stored form: the number or the name."""
-        return self.value
+        """Calico's stored form: the number, the name, or the digit string it was read as."""
+        return self.spelled if self.spelled is not None else self.value
 
     def __str__(self) -> str:
         return str(self.value)

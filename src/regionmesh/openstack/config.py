@@ -81,6 +81,21 @@ OPTIONS = [
         "elector_name",
         help="Name used in the election key value <name>:<pid> (default: the hostname).",
     ),
+    cfg.IntOpt(
+        "etcd_compaction_period_mins",
+        default=60,
+        min=0,
+        help="Interval in minutes between periodic etcd compactions (by one elected master "
+        "across all regions, sharing /calico/compaction/v1/ with networking-calico). 0 "
+        "disables compaction; the deployment must then compact etcd by other means.",
+    ),
+    cfg.IntOpt(
+        "etcd_compaction_min_revisions",
+        default=1000,
+        min=0,
+        help="The minimum number of revisions to keep when compacting etcd; the history of "
+        "the previous etcd_compaction_period_mins interval is always kept too.",
+    ),
 ]
 
 
@@ -103,6 +118,8 @@ class CalicoOptions:
     address_group_mirrors: bool = True
     address_group_mirror_regions: tuple[str, ...] = ()
     address_group_mirror_interval: int = 10
+    etcd_compaction_period_mins: int = 60
+    etcd_compaction_min_revisions: int = 1000
 
 
 def register_options(conf: Any = None) -> Any:
@@ -141,6 +158,8 @@ def load_options(conf: Any = None) -> CalicoOptions:
             if r.strip()
         ),
         address_group_mirror_interval=int(group.address_group_mirror_interval),
+        etcd_compaction_period_mins=int(group.etcd_compaction_period_mins),
+        etcd_compaction_min_revisions=int(group.etcd_compaction_min_revisions),
     )
 
 

@@ -336,7 +336,8 @@ def subnet_from_dict(subnet: Mapping[str, Any]) -> NeutronSubnet:
 
 
 class NeutronDbSource:
-    """Bulk reads for resync (the ``resync.NeutronSource`` interface) over the ML2 plugin.
+    """A :class:`~regionmesh.openstack.reader.NeutronReader` over the ML2 plugin (bulk reads for
+    resync, one-port re-reads for the hooks).
 
     Ports come with their gateways, SG names, floating IPs and network names from one query
     per table (networking-calico's ``_prefetch_bulk_port_data``). Reads are not wrapped in an

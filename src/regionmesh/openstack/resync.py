@@ -26,7 +26,8 @@ benchmarks). Every repair goes through the one write path,
 / :meth:`~regionmesh.datastore.resources.ResourceClient.sync` with the revision read in
 step 1 (and :func:`~regionmesh.datastore.resources.sync_json` for the DHCP records): what is
 created or updated is first decoded and validated by the model, so a translation Calico would
-refuse is counted as an error and not written. Comparing (step 3) works on the documents, so
+refuse is counted as an error and not written (the bytes written are the compared document's,
+identical to the typed resource's layout). Comparing (step 3) works on the documents, so
 a steady resync builds no model objects. This module imports neither Neutron nor oslo.
 """
 
@@ -146,13 +147,19 @@ class _Phase:
         res.write_ms = _ms(t1)
 
     def _write(self, key: str, name: str, doc: Document | None, kv: KeyValue | None) -> None:
-        """One CAS attempt at the revision read in step 1 (``kv``; None: create)."""
+        """One CAS attempt at the revision read in step 1 (``kv``; None: create).
+
+        A v3 document is decoded and validated by the model first (TranslationError: not
+        written); the bytes stored are those of the document that was compared, which is
+        byte-for-byte the typed resource's networking-calico layout (``test_layout.py``), so
+        the bulk path does not lay every resource out a second time.
+        """
         if self.typed is None:
             sync_json(self.writer.ds, key, doc, current=kv)
-        elif doc is None:
-            self.writer.resources.sync_document(key, None, current=kv)
-        else:
-            self.writer.resources.sync(key, self.typed(name, doc), current=kv)
+            return
+        if doc is not None:
+            self.typed(name, doc)
+        self.writer.resources.sync_document(key, doc, current=kv)
 
     def _apply(
         self,

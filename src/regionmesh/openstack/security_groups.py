@@ -2,7 +2,9 @@
 
 Every Neutron rule becomes an Allow rule (:func:`rule_to_calico`); the policy is written
 without ``types`` and selects the group's members by the ``sg.projectcalico.org/openstack-<id>``
-label, as networking-calico does. Unlike networking-calico it fails closed: an address-group
+label, as networking-calico does; a protocol Neutron holds as a digit string is written as
+that string (``--protocol 47`` → ``"protocol": "47"``), names as numbers (``tcp`` → 6), exactly
+as networking-calico does. Unlike networking-calico it fails closed: an address-group
 rule becomes that group's CIDRs, legacy ``icmpv6`` and numeric ICMP protocols keep ICMP
 type/code, and anything it does not understand raises :class:`TranslationError` instead of
 being widened (:func:`policy_spec_partial` leaves such rules out and returns their errors).
@@ -113,6 +115,9 @@ def _calico_protocol(rule: NeutronRule, number: int, ip_version: int) -> str | i
         if ip_version == 4:
             raise _rule_error(rule, "protocol", proto, "ICMPv6 (58) with ethertype IPv4")
         return "ICMPv6"
+    if isinstance(proto, str) and proto.isdigit():
+        # networking-calico writes Neutron's digit string as it is ("47"), never the number
+        return proto
     return number
 
 

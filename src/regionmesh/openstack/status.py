@@ -13,6 +13,14 @@ outage), as networking-calico's status watchers do (openstack-driver.md §4.1, �
   ERROR (Neutron ignores that for a port that is gone). Snapshot items already reported with
   the same status are skipped.
 
+Watch liveness, as networking-calico's status watchers do (§4.5): every
+``round_trip_interval`` seconds (10/3 s) the watcher writes ``…/host/round-trip-check`` (no
+lease; the value is its monotonic clock, as text) inside the prefix it watches. A watch that has
+not delivered one of those writes within ``watch_timeout`` seconds (10 s) has stalled silently
+(a frozen etcd member behind the JSON gateway keeps the stream open): it is closed and
+re-created from the last revision seen + 1, so nothing is lost or repeated; only if that
+revision has been compacted away does the watcher list again.
+
 Only this region's prefix is read, so other regions' agents are never seen. Turning the
 callbacks into Neutron agent rows and port updates is :mod:`regionmesh.openstack.mech_driver`'s
 job; this module does not import Neutron.
@@ -24,6 +32,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from regionmesh.datastore import keys
@@ -35,6 +44,8 @@ LOG = logging.getLogger(__name__)
 ACTIVE, DOWN, ERROR = "ACTIVE", "DOWN", "ERROR"
 _STATUS_MAP = {"up": ACTIVE, "down": DOWN, "error": ERROR}
 STALE_STATUS_SECS = 300
+WATCH_TIMEOUT_SECS = 10.0  # networking-calico's etcdutils.WATCH_TIMEOUT_SECS
+ROUND_TRIP_INTERVAL_SECS = WATCH_TIMEOUT_SECS / 3  # its round-trip write cadence
 
 
 def neutron_port_status(value: bytes | None) -> str:
@@ -69,10 +80,21 @@ class StatusWatcher:
         on_port_status: Callable[[str, str, str], None],
         on_agent_gone: Callable[[str], None] | None = None,
         refresh_interval: float = 5.0,
+        round_trip_interval: float = ROUND_TRIP_INTERVAL_SECS,
+        watch_timeout: float = WATCH_TIMEOUT_SECS,
     ) -> None:
+        if not 0 < round_trip_interval < watch_timeout:
+            raise ValueError(
+                f"round_trip_interval ({round_trip_interval}) must be positive and shorter "
+                f"than watch_timeout ({watch_timeout})"
+            )
         self.ds = datastore
         self.region = region
         self.prefix = keys.felix_hosts_prefix(region)
+        self.round_trip_key = keys.round_trip_key(region)
+        self.round_trip_interval = round_trip_interval
+        self.watch_timeout = watch_timeout
+        self.stalls = 0  # watches re-created because a round-trip write was not seen in time
         self._on_agent = on_agent
         self._on_port_status = on_port_status
         self._on_agent_gone = on_agent_gone
@@ -151,20 +173,56 @@ class StatusWatcher:
         self._last_refresh = time.monotonic()
         return listed.revision
 
+    def _write_round_trip(self, pending: deque[tuple[int, float]]) -> None:
+        now = time.monotonic()
+        try:
+            revision = self.ds.put(self.round_trip_key, str(now).encode())
+        except DatastoreError as exc:
+            LOG.warning("regionmesh status: cannot write %s: %s", self.round_trip_key, exc)
+            return
+        pending.append((revision, now))
+
+    def _follow(self, revision: int) -> None:
+        """Watch from ``revision + 1`` until stopped; re-create a stalled watch in place."""
+        pending: deque[tuple[int, float]] = deque()  # round-trip writes not seen yet
+        self._watch = self.ds.watch(self.prefix, start_revision=revision + 1)
+        next_write = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_write:
+                self._write_round_trip(pending)
+                next_write = now + self.round_trip_interval
+            if pending and now - pending[0][1] > self.watch_timeout:
+                self.stalls += 1
+                LOG.warning(
+                    "regionmesh status: watch on %s did not deliver the round-trip write of "
+                    "revision %d within %.1fs; re-creating it from revision %d",
+                    self.prefix, pending[0][0], self.watch_timeout, revision + 1,
+                )  # fmt: skip
+                self._watch.close()
+                pending.clear()
+                self._watch = self.ds.watch(self.prefix, start_revision=revision + 1)
+                next_write = time.monotonic()
+                continue
+            wait = min(1.0, self.refresh_interval, max(0.0, next_write - now))
+            batch = self._watch.next_batch(wait)
+            for event in batch:
+                revision = max(revision, event.mod_revision)
+                while pending and pending[0][0] <= event.mod_revision:
+                    pending.popleft()
+                if event.key == self.round_trip_key:
+                    continue
+                value = event.value if event.type is EventType.PUT else None
+                self.handle(event.key, value)
+            self._refresh_agents()
+            if self._watch is None or getattr(self._watch, "closed", False):
+                break
+
     def run(self) -> None:
         """Snapshot, then watch, until :meth:`stop`; re-lists after compaction or outage."""
         while not self._stop.is_set():
             try:
-                revision = self._snapshot()
-                self._watch = self.ds.watch(self.prefix, start_revision=revision + 1)
-                while not self._stop.is_set():
-                    batch = self._watch.next_batch(min(1.0, self.refresh_interval))
-                    for event in batch:
-                        value = event.value if event.type is EventType.PUT else None
-                        self.handle(event.key, value)
-                    self._refresh_agents()
-                    if self._watch is None or getattr(self._watch, "closed", False):
-                        break
+                self._follow(self._snapshot())
             except Compacted:
                 LOG.info("regionmesh status: watch compacted; re-listing")
             except DatastoreError:

@@ -122,8 +122,9 @@ def sync_port(
     for name in sorted(old_names - set(wanted)):
         report.write(writer, writer.workload_endpoint_key(name), None)
     for name, endpoint in wanted.items():
-        report.write(writer, writer.workload_endpoint_key(name), endpoint)
-        LOG.debug("regionmesh: WorkloadEndpoint %s %s", name, report.outcomes.get(name))
+        key = writer.workload_endpoint_key(name)
+        report.write(writer, key, endpoint)
+        LOG.debug("regionmesh: WorkloadEndpoint %s %s", name, report.outcomes.get(key))
     return report
 
 

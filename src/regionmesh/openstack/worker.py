@@ -4,7 +4,8 @@
 ``neutron-periodic-workers`` runs it (never the API workers). It takes part in the region's
 election (:class:`~regionmesh.openstack.election.Elector`); while this process is the master it
 runs the status watcher (:class:`~regionmesh.openstack.status.StatusWatcher`: agent heartbeats
-→ Neutron agent rows, per-port status → Neutron port status, no RPC involved) and, once per
+→ Neutron agent rows, per-port status → Neutron port status, no RPC involved), the periodic
+etcd compaction (:class:`~regionmesh.openstack.compaction.Compactor`) and, once per
 mastership, the startup resync (:func:`regionmesh.openstack.resync.resync`, unless
 ``[calico] startup_resync = never``). :class:`Shared` is the per-process state the driver and
 the worker share. Binding, hooks and translation are elsewhere
@@ -30,6 +31,7 @@ from oslo_log import log as logging
 from regionmesh.datastore import Datastore, open_datastore
 from regionmesh.errors import RegionmeshError
 from regionmesh.openstack import neutron_db, resync
+from regionmesh.openstack.compaction import Compactor
 from regionmesh.openstack.config import CalicoOptions, datastore_url
 from regionmesh.openstack.election import Elector
 from regionmesh.openstack.mirror_worker import MirrorWorker
@@ -70,8 +72,10 @@ class RegionmeshWorker(n_worker.BaseWorker):
 
     Takes part in the region's election (:class:`~regionmesh.openstack.election.Elector`).
     While this process is the master it runs the status watcher (agent heartbeats → Neutron
-    agent rows, per-port status → Neutron port status) and, once per mastership, the startup
-    resync (unless ``[calico] startup_resync = never``).
+    agent rows, per-port status → Neutron port status), the periodic etcd compaction (unless
+    ``[calico] etcd_compaction_period_mins = 0``; one compactor across all regions, see
+    :mod:`~regionmesh.openstack.compaction`) and, once per mastership, the startup resync
+    (unless ``[calico] startup_resync = never``).
     """
 
     def __init__(self, shared: Shared) -> None:
@@ -82,6 +86,7 @@ class RegionmeshWorker(n_worker.BaseWorker):
         self._elector_thread: threading.Thread | None = None
         self._watcher: StatusWatcher | None = None
         self._mirrors: MirrorWorker | None = None
+        self._compactor: Compactor | None = None
         self._stores: list[Datastore] = []
 
     def _store(self) -> Datastore:
@@ -115,6 +120,13 @@ class RegionmeshWorker(n_worker.BaseWorker):
                 )  # fmt: skip
                 self._watcher.start()
                 self._start_mirrors()
+                opts = self._shared.opts
+                if opts.etcd_compaction_period_mins > 0:
+                    self._compactor = Compactor(
+                        self._store(), period_secs=60 * opts.etcd_compaction_period_mins,
+                        min_revisions=opts.etcd_compaction_min_revisions,
+                    )  # fmt: skip
+                    self._compactor.start()
                 if self._shared.opts.startup_resync:
                     threading.Thread(
                         target=self._startup_resync, name="regionmesh-resync", daemon=True
@@ -122,6 +134,9 @@ class RegionmeshWorker(n_worker.BaseWorker):
             elif not master and self._watcher is not None:
                 self._watcher.stop()
                 self._watcher = None
+                if self._compactor is not None:
+                    self._compactor.stop()
+                    self._compactor = None
                 self._stop_mirrors()
 
     def _start_mirrors(self) -> None:
@@ -195,6 +210,9 @@ class RegionmeshWorker(n_worker.BaseWorker):
                 self._watcher.stop()
                 self._watcher = None
             self._stop_mirrors()
+            if self._compactor is not None:
+                self._compactor.stop()
+                self._compactor = None
         if self._elector is not None:
             self._elector.stop()  # steps down: another server takes over at once
             if self._elector_thread is not None:

@@ -36,7 +36,8 @@ Public API (import from here)::
 
     # verdicts (§2.5) with traces; every result has to_dict()
     evaluate_endpoint(snapshot, endpoint, direction, flow) -> DirectionVerdict
-    evaluate_flow(snapshot, src | None, dst | None, flow) -> FlowVerdict
+    evaluate_flow(snapshot, src | None, dst | None, flow, *, endpoint_to_host=None) -> FlowVerdict
+                                    # host ↔ own workload: Felix's local paths (hostlocal.py)
     explain_flow(snapshot, flow) -> list[FlowVerdict]               # endpoints found by IP
     DirectionVerdict(endpoint, direction, action, trace).allowed;  FlowVerdict.allowed
     TraceStep(kind: StepKind, message, tier, policy: PolicyId, rule_index, action)

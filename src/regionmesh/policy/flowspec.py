@@ -39,6 +39,7 @@ from regionmesh.policy.flows import (
     parse_net,
     protocol_number,
 )
+from regionmesh.policy.hostlocal import EndpointToHostAction
 from regionmesh.policy.snapshot import Endpoint, Snapshot
 from regionmesh.policy.trace import FlowVerdict
 from regionmesh.policy.verdicts import evaluate_flow
@@ -463,8 +464,21 @@ class FlowCheck:
         return self.resolved.spec.expect is None or self.resolved.spec.expect == self.outcome
 
 
-def check_flow(snapshot: Snapshot, spec: FlowSpec, prefix: str = "") -> FlowCheck:
-    """Resolve ``spec`` and evaluate it with :func:`regionmesh.policy.evaluate_flow`."""
+def check_flow(
+    snapshot: Snapshot,
+    spec: FlowSpec,
+    prefix: str = "",
+    *,
+    endpoint_to_host: EndpointToHostAction | str | None = None,
+) -> FlowCheck:
+    """Resolve ``spec`` and evaluate it with :func:`regionmesh.policy.evaluate_flow`
+    (``endpoint_to_host``: the hosts' ``DefaultEndpointToHostAction``, default ``Drop``)."""
     resolved = resolve_flow(snapshot, spec, prefix)
-    verdict = evaluate_flow(snapshot, resolved.source, resolved.destination, resolved.flow)
+    verdict = evaluate_flow(
+        snapshot,
+        resolved.source,
+        resolved.destination,
+        resolved.flow,
+        endpoint_to_host=endpoint_to_host,
+    )
     return FlowCheck(resolved, verdict)

@@ -30,6 +30,7 @@ from regionmesh.model import (
     WorkloadEndpoint,
 )
 from regionmesh.policy.flows import Flow, IPAddress
+from regionmesh.policy.hostlocal import EndpointToHostAction, evaluate_local
 from regionmesh.policy.labels import LabelledEntity, effective_labels
 from regionmesh.policy.ordering import (
     Direction,
@@ -303,9 +304,20 @@ def naive_evaluate_flow(
     src: Endpoint | None,
     dst: Endpoint | None,
     flow: Flow,
+    *,
+    endpoint_to_host: EndpointToHostAction | str | None = None,
 ) -> FlowVerdict:
     """Brute-force counterpart of :func:`~.verdicts.evaluate_flow`."""
     world = resources if isinstance(resources, NaiveWorld) else NaiveWorld(resources)
+    local = evaluate_local(
+        src,
+        dst,
+        flow,
+        lambda: naive_evaluate_endpoint(world, src, Direction.EGRESS, flow),  # type: ignore[arg-type]
+        endpoint_to_host,
+    )
+    if local is not None:
+        return local
     egress = naive_evaluate_endpoint(world, src, Direction.EGRESS, flow) if src else None
     ingress = naive_evaluate_endpoint(world, dst, Direction.INGRESS, flow) if dst else None
     return FlowVerdict(flow, egress, ingress)

@@ -63,6 +63,8 @@ def default_tier() -> Tier:
 def tier_sort_key(name: str, tier: Tier | None) -> TierSortKey:
     """Sort key of tier ``name``; ``tier`` is None when it is referenced but does not exist."""
     order = tier.spec.order if tier is not None else None
+    if order is None and tier is not None and name == DEFAULT_TIER:
+        order = DEFAULT_TIER_ORDER  # stored without an order (e.g. written straight to etcd)
     return (tier is None, order is None, order if order is not None else math.inf, name)
 
 

@@ -44,6 +44,11 @@ class StepKind(StrEnum):
     PROFILE_NO_MATCH = "profile-no-match"
     FINAL_DENY = "final-deny"
     """No tier and no profile decided: deny."""
+    HOST_LOCAL = "host-local"
+    """Host ↔ its own workload: host-endpoint policy (and, host → workload, the workload's
+    ingress policy) does not apply, as in Felix (:mod:`regionmesh.policy.hostlocal`)."""
+    ENDPOINT_TO_HOST = "endpoint-to-host"
+    """Workload → its own host: ``DefaultEndpointToHostAction`` decided (or a special case)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +172,42 @@ class steps:  # noqa: N801 - a namespace of constructors
             StepKind.PROFILE_NO_MATCH,
             f"none of the {rule_count} rules of profile {name} matched",
             policy=PolicyId("Profile", "", name),
+        )
+
+    @staticmethod
+    def host_to_local_workload(node: str) -> TraceStep:
+        return TraceStep(
+            StepKind.HOST_LOCAL,
+            f"traffic from host {node} to its own workload leaves through the workload's "
+            "interface, not this host endpoint's: host endpoint policy does not apply",
+            action="Allow",
+        )
+
+    @staticmethod
+    def host_to_local_workload_ingress(node: str) -> TraceStep:
+        return TraceStep(
+            StepKind.HOST_LOCAL,
+            f"traffic from host {node} to its own workload is not policed by the workload's "
+            "ingress policy (Felix's OUTPUT chain returns early for workload interfaces)",
+            action="Allow",
+        )
+
+    @staticmethod
+    def endpoint_to_host(node: str, action: str) -> TraceStep:
+        return TraceStep(
+            StepKind.ENDPOINT_TO_HOST,
+            f"traffic from a workload to its own host {node} skips host endpoint policy; "
+            f"after the workload's egress policy, DefaultEndpointToHostAction {action} decides",
+            action="Deny" if action == "Drop" else "Allow",
+        )
+
+    @staticmethod
+    def endpoint_to_host_special_case(node: str, what: str) -> TraceStep:
+        return TraceStep(
+            StepKind.ENDPOINT_TO_HOST,
+            f"OpenStack {what} special case: accepted from a workload to its own host {node} "
+            "before any policy",
+            action="Allow",
         )
 
     @staticmethod

@@ -16,12 +16,15 @@
 ``evaluate_flow(snapshot, src, dst, flow)`` combines the source endpoint's egress and the
 destination endpoint's ingress; a side that is not a Calico endpoint (None) is not policed.
 Host endpoints are evaluated for traffic to/from the host itself (normal policy only; the
-preDNAT, doNotTrack and applyOnForward stages of §2.8 are not modelled here).
+preDNAT, doNotTrack and applyOnForward stages of §2.8 are not modelled here), except between a
+host and its own workloads, where Felix applies no host-endpoint policy
+(:mod:`regionmesh.policy.hostlocal`).
 """
 
 from __future__ import annotations
 
 from regionmesh.policy.flows import CompiledRule, Flow
+from regionmesh.policy.hostlocal import EndpointToHostAction, evaluate_local
 from regionmesh.policy.ordering import Direction, tier_default_action
 from regionmesh.policy.snapshot import Endpoint, Snapshot, endpoint_id
 from regionmesh.policy.trace import DirectionVerdict, FlowVerdict, PolicyId, TraceStep, steps
@@ -97,9 +100,28 @@ def evaluate_endpoint(
 
 
 def evaluate_flow(
-    snapshot: Snapshot, src: Endpoint | None, dst: Endpoint | None, flow: Flow
+    snapshot: Snapshot,
+    src: Endpoint | None,
+    dst: Endpoint | None,
+    flow: Flow,
+    *,
+    endpoint_to_host: EndpointToHostAction | str | None = None,
 ) -> FlowVerdict:
-    """``src``'s egress and ``dst``'s ingress verdicts; None means "not a Calico endpoint"."""
+    """``src``'s egress and ``dst``'s ingress verdicts; None means "not a Calico endpoint".
+
+    A flow between a host endpoint and a workload on the same node follows Felix's local paths
+    (:mod:`regionmesh.policy.hostlocal`); ``endpoint_to_host`` is the host's
+    ``DefaultEndpointToHostAction`` (a value, or node → value; default ``Drop``).
+    """
+    local = evaluate_local(
+        src,
+        dst,
+        flow,
+        lambda: evaluate_endpoint(snapshot, src, Direction.EGRESS, flow),  # type: ignore[arg-type]
+        endpoint_to_host,
+    )
+    if local is not None:
+        return local
     egress = evaluate_endpoint(snapshot, src, Direction.EGRESS, flow) if src is not None else None
     ingress = evaluate_endpoint(snapshot, dst, Direction.INGRESS, flow) if dst is not None else None
     return FlowVerdict(flow, egress, ingress)
