@@ -6,7 +6,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 need_apt=()
 for pair in etcd:etcd-server etcdctl:etcd-client nft:nftables ip:iproute2 mariadbd:mariadb-server \
-            dnsmasq:dnsmasq-base busybox:busybox openssl:openssl chromium:chromium; do
+            dnsmasq:dnsmasq-base busybox:busybox openssl:openssl chromium:chromium bird:bird2; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need_apt+=("$pkg")
 done

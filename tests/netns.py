@@ -336,3 +336,32 @@ def forward_loopback_port(topo: Topology, ns: Netns, port: int, ttl: float = 300
             f"forwarder into {ns.name}:{port} did not start: "
             f"{proc.stderr.read() if proc.stderr else ''}"
         )
+
+
+# ------------------------------------------------------------------ added for tests/bgp ----
+# (by the BGP helper: an L2 fabric — one bridge — that several hosts plug into)
+
+
+def add_switch(topo: Topology, tag: str = "sw") -> Netns:
+    """A namespace holding bridge ``br0``: the L2 fabric hosts plug into (:func:`plug`)."""
+    switch = topo.netns(tag)
+    switch.ip("link", "add", "br0", "type", "bridge")
+    switch.ip("link", "set", "br0", "up")
+    return switch
+
+
+def plug(
+    topo: Topology, switch: Netns, host: Netns, addresses: list[str], ifname: str = "eth0"
+) -> str:
+    """Connect ``host`` to ``switch``'s bridge with veth ``ifname`` carrying ``addresses`` (CIDRs,
+    IPv6 ones added ``nodad``); returns the switch-side port name."""
+    topo._links += 1
+    port = f"p{topo._links}"
+    host.ip("link", "add", ifname, "type", "veth", "peer", "name", port, "netns", switch.name)
+    switch.ip("link", "set", port, "master", "br0")
+    switch.ip("link", "set", port, "up")
+    for address in addresses:
+        extra = ["nodad"] if ":" in address else []
+        host.ip("addr", "add", address, "dev", ifname, *extra)
+    host.ip("link", "set", ifname, "up")
+    return port

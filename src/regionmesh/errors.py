@@ -15,7 +15,11 @@ with ``raise ... from exc``. The tree::
     │   ├── AlreadyExists            create-only-if-absent found a key
     │   ├── RevisionConflict         CAS failed: the key's mod revision moved
     │   ├── Compacted                a watch asked for a revision that is compacted away
+    │   ├── PermissionDenied         the store's access control refused this user this key/range
+    │   ├── AuthenticationFailed     the store refused the credentials (wrong user or password)
+    │   ├── QuotaExceeded            the store's space quota is exhausted (etcd NOSPACE alarm)
     │   └── DatastoreUnavailable     cannot reach / open the store (retryable)
+    │       └── OutcomeUnknown       a write got no answer and re-reading could not settle it
     ├── DataplaneError               the kernel refused a transaction (nft/netlink)
     └── DataplaneContractError       dataplane messages arrived out of the documented order
 
@@ -113,8 +117,37 @@ class Compacted(DatastoreError):
         self.compact_revision = compact_revision
 
 
+class PermissionDenied(DatastoreError):
+    """etcd's RBAC refused the request: ``user`` may not ``operation`` ``key`` (a key, or a
+    range written ``[start, end)``). Retrying will not help; the role must be changed."""
+
+    def __init__(self, message: str, *, key: str = "", user: str | None = None,
+                 operation: str = "") -> None:  # fmt: skip
+        super().__init__(message)
+        self.key = key
+        self.user = user
+        self.operation = operation
+
+
+class AuthenticationFailed(DatastoreError):
+    """The store refused the configured credentials (unknown user or wrong password), or
+    requires credentials that were not given; the message names the user and the endpoint."""
+
+
 class DatastoreUnavailable(DatastoreError):
     """The store cannot be reached or opened; callers may retry with backoff."""
+
+
+class OutcomeUnknown(DatastoreUnavailable):
+    """A write was sent but no answer came (timeout, dropped connection): it may have applied.
+
+    Raised only after the backend re-read the key and could not settle the outcome; callers
+    must re-read before writing again (a compare-and-swap retry is always safe).
+    """
+
+
+class QuotaExceeded(DatastoreError):
+    """The store refused a write because its space quota is exhausted (etcd's NOSPACE alarm)."""
 
 
 class DataplaneError(RegionmeshError):
@@ -131,3 +164,8 @@ class DataplaneContractError(RegionmeshError):
 
     Raised by the dataplane's RecordingDataplane in tests; the real driver fails closed instead.
     """
+
+
+class RoutingError(RegionmeshError):
+    """The BGP daemon (BIRD) cannot be started, configured or queried (``regionmesh bgp``,
+    ``calicoctl node status``); the message says which socket, file or command."""

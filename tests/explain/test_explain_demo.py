@@ -68,6 +68,8 @@ def test_demo_full_with_agents_and_real_tcp(tmp_path: Path) -> None:
     )
     assert "allowed  client-1 (two, 10.2.0.10) → web-1 (one, 10.1.0.10) TCP/80: CONNECTED" in out
     assert "denied   batch-1 (two, 10.2.0.20) → web-1 (one, 10.1.0.10) TCP/80: blocked" in out
+    # bird2 is installed by scripts/setup-test.sh: the hosts route through regionmesh bgp
+    assert "routes between hosts: BGP (regionmesh bgp + BIRD 2" in out, out[-4000:]
     assert elapsed < 60, f"the demo took {elapsed:.1f} s"
     assert _our_namespaces() == []
     assert list(tmp_path.iterdir()) == []

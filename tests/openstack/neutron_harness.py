@@ -382,9 +382,14 @@ class NeutronCloud:
 
 @contextlib.contextmanager
 def neutron_cloud(
-    base: Path, region_names: list[str], datastore_url: str
+    base: Path,
+    region_names: list[str],
+    datastore_url: str,
+    extra_calico: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[NeutronCloud]:
-    """Start everything (venv check, MariaDB, migrations, processes); tear it all down."""
+    """Start everything (venv check, MariaDB, migrations, processes); tear it all down.
+
+    ``extra_calico[name]`` adds or overrides ``[calico]`` options of one region's server."""
     timings: dict[str, float] = {}
     t_all = t0 = time.monotonic()
     ensure_venv()
@@ -398,7 +403,10 @@ def neutron_cloud(
         for i, name in enumerate(region_names):
             db = f"neutron_{name.replace('-', '_')}"
             url = mariadb.create_database(db, f"pw{i}{os.getpid()}")
-            regions[name] = NeutronRegion(name, base / f"region-{name}", url, datastore_url)
+            regions[name] = NeutronRegion(
+                name, base / f"region-{name}", url, datastore_url,
+                extra_calico=dict((extra_calico or {}).get(name, {})),
+            )  # fmt: skip
             regions[name].write_config()
         first, *rest = region_names
         t0 = time.monotonic()

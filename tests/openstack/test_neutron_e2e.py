@@ -42,7 +42,9 @@ def doc(store: Datastore, key: str) -> dict[str, Any] | None:
 
 
 def heartbeat(store: Datastore, region: str, host: str) -> int:
-    lease = store.grant_lease(60)
+    # long enough to outlive the slowest test that holds it (a loaded 2-core machine runs the
+    # resync CLI tests for over a minute); each test revokes its lease at the end
+    lease = store.grant_lease(600)
     store.put(
         dskeys.felix_status_key(region, host),
         json.dumps({"time": "2024-01-01T00:00:00Z", "uptime": 1.0, "first_update": True}).encode(),

@@ -93,7 +93,9 @@ def datastore_config(
 
     ``url`` (``--datastore``), ``$REGIONMESH_DATASTORE``, Felix's own ``DatastoreType`` /
     ``EtcdEndpoints`` (or ``EtcdScheme`` + ``EtcdAddr``) / ``Etcd{Ca,Cert,Key}File`` from the
-    config file or ``FELIX_*``, Calico's ``DATASTORE_TYPE`` / ``ETCD_*`` environment, then
+    config file or ``FELIX_*`` (credentials, as in Felix, only from ``ETCD_USERNAME`` /
+    ``ETCD_PASSWORD``, ``CALICO_``-prefixed first), Calico's ``DATASTORE_TYPE`` / ``ETCD_*``
+    environment, then
     regionmesh's usual defaults (calicoctl.cfg, else the embedded store).
     """
     if url or env.get(ENV_URL):
@@ -117,12 +119,17 @@ def datastore_config(
             raise ConfigError(f"invalid value {path!r} for {param}: the file does not exist")
     if bool(cert) != bool(key):
         raise ConfigError("EtcdCertFile and EtcdKeyFile must be set together")
+    # Felix takes etcd credentials only from libcalico-go's environment, never felix.cfg
+    username = env.get("CALICO_ETCD_USERNAME") or env.get("ETCD_USERNAME") or None
+    password = env.get("CALICO_ETCD_PASSWORD") or env.get("ETCD_PASSWORD") or None
     return replace(
         base,
         source=f"Felix configuration ({where})",
         ca_cert_file=ca,
         cert_file=cert,
         key_file=key,
+        username=username,
+        password=password,
     )
 
 

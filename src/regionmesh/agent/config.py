@@ -83,6 +83,13 @@ def _region(v: str) -> str:
     return v
 
 
+def _route_protocol(v: str) -> int:
+    n = int(v)
+    if not 1 <= n <= 255:
+        raise ValueError("must be a route protocol number 1-255")
+    return n
+
+
 def _str(v: str) -> str:
     return v.strip()
 
@@ -132,6 +139,7 @@ PARAMS: tuple[Param, ...] = (
     Param("MetadataAddr", "metadata_addr", _str, "127.0.0.1"),
     Param("MetadataPort", "metadata_port", _port, 8775),
     Param("Ipv6Support", "ipv6_support", _bool, True),
+    Param("DeviceRouteProtocol", "device_route_protocol", _route_protocol, 3),
     Param("RouteRefreshInterval", "route_refresh_interval", _float, 90.0),
     Param(
         "NftablesRefreshInterval",
@@ -171,6 +179,7 @@ class AgentConfig:
     metadata_addr: str = "127.0.0.1"
     metadata_port: int = 8775
     ipv6_support: bool = True
+    device_route_protocol: int = 3
     route_refresh_interval: float = 90.0
     nft_refresh_interval: float = 180.0
     log_severity: str = "INFO"

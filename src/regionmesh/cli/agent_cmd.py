@@ -28,12 +28,16 @@ from regionmesh.errors import ConfigError, RegionmeshError
 LOG = logging.getLogger("regionmesh.agent")
 
 
-def kernel_dataplane(_config: AgentConfig) -> Dataplane:
-    """The real dataplane: ``nft`` transactions and netlink routes in this network namespace."""
+def kernel_dataplane(config: AgentConfig) -> Dataplane:
+    """The real dataplane: ``nft`` transactions and netlink routes in this network namespace.
+
+    Routes to taps carry route protocol ``DeviceRouteProtocol`` (Felix's, default 3 = boot):
+    ``regionmesh bgp`` announces exactly those.
+    """
     from regionmesh.dataplane.driver import NftDataplane
     from regionmesh.dataplane.runner import NetlinkRoutes, SubprocessNft
 
-    return NftDataplane(SubprocessNft(), NetlinkRoutes())
+    return NftDataplane(SubprocessNft(), NetlinkRoutes(protocol=config.device_route_protocol))
 
 
 def _setup_logging(level: str) -> None:

@@ -10,7 +10,9 @@
 4. as root (unless ``--no-dataplane``): builds one network namespace per compute host and per
    VM (the VMs' taps, MACs and addresses come from the WorkloadEndpoints), starts one
    ``regionmesh agent`` per host on the same datastore, and proves the flows with real TCP: an
-   allowed cross-region flow connects, a denied one does not.
+   allowed cross-region flow connects, a denied one does not. Hosts reach each other's VMs
+   through ``regionmesh bgp`` (one BIRD 2 per host, full mesh) when ``bird`` is installed,
+   else through static routes (a BGP stand-in); the demo says which it used.
 
 Everything it creates (namespaces, veths, agent and server processes, the temporary store) is
 removed on success, failure, Ctrl-C or SIGTERM. Verdicts come from :mod:`regionmesh.policy`;
@@ -111,6 +113,8 @@ class _Sandbox:
     tag: str = field(default_factory=lambda: secrets.token_hex(2))
     namespaces: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
+    bird_pidfiles: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
 
     def ns_name(self, what: str) -> str:
         return f"rmdemo-{self.tag}-{what}"[:40]
@@ -126,6 +130,15 @@ class _Sandbox:
                 p.kill()
                 p.wait(timeout=5)
         self.processes.clear()
+        for pidfile in self.bird_pidfiles:  # a BIRD whose regionmesh bgp had to be killed
+            try:
+                os.kill(int(Path(pidfile).read_text().strip()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        self.bird_pidfiles.clear()
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self.dirs.clear()
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         self.namespaces.clear()
@@ -292,6 +305,7 @@ def _run(
             demo.section("dataplane: one agent per compute host, VMs in network namespaces")
             sb = _Dataplane(sandbox, tmpdir, demo.cli.url or "", vms, echo)
             sb.build()
+            sb.wait_routes()
             sb.wait_ready()
             ok = sb.probe(*ALLOWED)
             echo(f"  before the policy: {_pair(vms, ALLOWED)} TCP/{PORT}: {_word(ok)}")
@@ -371,6 +385,8 @@ class _Dataplane:
         self.hosts: dict[str, str] = {}
         self.vm_ns: dict[str, str] = {}
         self.logs_paths: dict[str, str] = {}
+        self.fabric: dict[str, str] = {}
+        self.routing = "static routes"
 
     def _netns(self, what: str) -> str:
         name = self.sb.ns_name(what)
@@ -405,9 +421,13 @@ class _Dataplane:
             for h in (a, b):
                 _sh("ip", "-n", self.hosts[h], "addr", "add", f"{fabric[h]}/24", "dev", link)
                 _sh("ip", "-n", self.hosts[h], "link", "set", link, "up")
+        self.fabric = fabric
+        use_bgp = shutil.which("bird") is not None and len(hosts) == 2
         for host, members in regions.items():
             for vm in members:
                 self._add_vm(host, vm)
+            if use_bgp:
+                continue
             # every other host's VMs are reached over the fabric (a BGP stand-in)
             for other, others in regions.items():
                 if other == host:
@@ -419,6 +439,17 @@ class _Dataplane:
                     )  # fmt: skip
         for host in hosts:
             self._start_agent(host, self.vms_region(host))
+            if use_bgp:
+                self._start_bgp(host)
+        if use_bgp:
+            self.routing = "BGP (regionmesh bgp + BIRD 2, node-to-node mesh)"
+        else:
+            why = (
+                "bird is not installed (apt-get install bird2)"
+                if len(hosts) == 2
+                else (f"{len(hosts)} hosts on a chain of links")
+            )
+            self.echo(f"  routes between hosts: static (a BGP stand-in: {why})")
         web = self.vms[ALLOWED[1]]
         self._server(self.vm_ns[web.name], web.ip)
         for _src, dst in CHECKS:
@@ -472,6 +503,53 @@ class _Dataplane:
             )
         self.sb.processes.append(proc)
 
+    def _start_bgp(self, host: str) -> None:
+        cfg = Path(self.tmpdir) / f"felix-{host}.cfg"
+        # BIRD's control socket path must stay under 108 bytes: a short directory in /tmp
+        run_dir = Path(tempfile.mkdtemp(prefix="rmdemo-bgp-", dir="/tmp"))
+        self.sb.dirs.append(str(run_dir))
+        log = Path(self.tmpdir) / f"bgp-{host}.log"
+        self.logs_paths[f"{host} bgp"] = str(log)
+        self.sb.bird_pidfiles.append(str(run_dir / "bird.pid"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "REGIONMESH_"))}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.hosts[host], *_cli_command(), "bgp"]
+                + ["--config-file", str(cfg), "--datastore", self.url]
+                + ["--address", f"{self.fabric[host]}/24", "--run-dir", str(run_dir)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        self.sb.processes.append(proc)
+
+    def wait_routes(self, timeout: float = 60.0) -> None:
+        """With BGP: wait until every host has a ``proto bird`` route to every remote VM."""
+        if not self.routing.startswith("BGP"):
+            return
+        started = time.monotonic()
+        want = {h: {vm.ip for vm in self.vms.values() if vm.host != h} for h in self.hosts}
+        while True:
+            have = {
+                h: set(_sh("ip", "-n", ns, "route", "show", "proto", "bird").split())
+                for h, ns in self.hosts.items()
+            }
+            if all(want[h] <= have[h] for h in self.hosts):
+                break
+            for proc in self.sb.processes:
+                if proc.poll() is not None:
+                    raise RegionmeshError(f"a demo process exited early:\n{self.logs()}")
+            if time.monotonic() - started > timeout:
+                raise RegionmeshError(
+                    f"BGP did not distribute the VM routes within {timeout:.0f} s:\n{self.logs()}"
+                )
+            time.sleep(0.2)
+        count = sum(len(w) for w in want.values())
+        self.echo(
+            f"  routes between hosts: {self.routing}: {count} VM route(s) learned "
+            f"(proto bird) in {time.monotonic() - started:.1f} s"
+        )
+
     def _server(self, ns: str, ip: str) -> None:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-c", _SERVER, ip, str(PORT)],
@@ -517,5 +595,5 @@ class _Dataplane:
                 text = Path(path).read_text(errors="replace")[-3000:]
             except OSError:
                 text = "(no log)"
-            out.append(f"----- agent {host} -----\n{text}")
+            out.append(f"----- {host if ' ' in host else 'agent ' + host} -----\n{text}")
         return "\n".join(out)

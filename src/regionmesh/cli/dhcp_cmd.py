@@ -23,7 +23,7 @@ import click
 
 from regionmesh.cli.context import CliContext
 from regionmesh.datastore import open_datastore
-from regionmesh.errors import RegionmeshError
+from regionmesh.errors import AuthenticationFailed, RegionmeshError
 from regionmesh.model.regions import region_namespace
 from regionmesh.openstack.config import load_config_files
 from regionmesh.openstack.dhcp_agent import DhcpAgent, choose_datastore
@@ -94,6 +94,14 @@ def dhcp_agent_cmd(
     except RegionmeshError as exc:
         _fail(str(exc))
         return
+    try:  # wrong etcd credentials are a start-up error; an unreachable store is retried later
+        store.current_revision()
+    except AuthenticationFailed as exc:
+        store.close()
+        _fail(str(exc))
+        return
+    except RegionmeshError as exc:
+        LOG.warning("cannot reach the datastore yet: %s", exc)
     try:
         supervisor = DnsmasqSupervisor(state_dir, binary=dnsmasq_binary)
     except RegionmeshError as exc:

@@ -4,7 +4,9 @@ Two halves. :func:`diagnose` is pure: it takes a :class:`StoreFacts` (what the d
 endpoints, heartbeats, subnets, recorded findings, size) and returns :class:`Finding` objects,
 each naming the object, the values and the fix. :func:`collect` reads those facts from a
 Datastore, and :func:`check_config_files` compares one host's felix.cfg and neutron.conf
-offline. Printing and exit codes are the click commands at the bottom. Policy semantics are
+offline; :func:`local_bgp_findings` asks this host's BIRD (``regionmesh bgp``'s control socket)
+for sessions that are not Established. Printing and exit codes are the click commands at the
+bottom. Policy semantics are
 not looked at here (that is ``explain``/``verify``).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,6 +23,7 @@ from typing import Any
 
 import click
 
+from regionmesh.bgp.status import PeerRow
 from regionmesh.cli.context import CliContext, datastore_options, fail
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
@@ -33,11 +37,12 @@ from regionmesh.model.regions import (
 )
 
 WEP_PREFIX = keys.resource_prefix("workloadendpoints")
+NODE_PREFIX = keys.resource_prefix("nodes")
 NP_PREFIX = keys.resource_prefix("networkpolicies")
 FELIX_PREFIX = "/calico/felix/v2/"
 DHCP_V2_PREFIX = "/calico/dhcp/v2/"
 FINDINGS_PREFIX = "/calico/regionmesh/v1/findings/"
-MIRROR_STATUS_PREFIX = "/calico/regionmesh/v1/mirrors/"
+MIRROR_STATUS_PREFIX = keys.MIRROR_STATUS_PREFIX
 ETCD_DEFAULT_QUOTA = 2 * 1024 * 1024 * 1024
 """etcd's default ``--quota-backend-bytes`` (2 GiB)."""
 STALE_AFTER_SECS = 300.0
@@ -90,11 +95,21 @@ class Subnet:
     cidr: str
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """The BGP addresses of one Calico ``Node`` (as stored, CIDR form or empty)."""
+
+    name: str
+    ipv4_address: str = ""
+    ipv6_address: str = ""
+
+
 @dataclass
 class StoreFacts:
     """Everything :func:`diagnose` looks at, read from one datastore."""
 
     endpoints: list[Endpoint] = field(default_factory=list)
+    nodes: list[NodeFacts] = field(default_factory=list)
     policy_namespaces: set[str] = field(default_factory=set)
     heartbeats: list[Heartbeat] = field(default_factory=list)
     subnets: list[Subnet] = field(default_factory=list)
@@ -336,6 +351,88 @@ def _check_mirrors(facts: StoreFacts) -> Iterable[Finding]:
         )
 
 
+# --- BGP: Nodes and their addresses (datastore only) --------------------------------------------
+
+
+def _bgp_ip(text: str) -> str | None:
+    """The address part of a Node's ``ipv4Address``/``ipv6Address`` (canonical), or None."""
+    try:
+        return str(ipaddress.ip_interface(text).ip) if text else None
+    except ValueError:
+        return None
+
+
+def bgp_findings(facts: StoreFacts) -> Iterable[Finding]:
+    """Nodes without a BGP address, BGP addresses used by several Nodes, and endpoints on hosts
+    that have no Node. The last one only when BGP is in use (at least one Node is stored):
+    without a Node the host's BGP daemon has no address, so its VMs are unreachable from
+    other hosts."""
+    if not facts.nodes:
+        return
+    by_address: dict[str, list[NodeFacts]] = defaultdict(list)
+    for node in sorted(facts.nodes, key=lambda n: n.name):
+        addresses = [a for a in (_bgp_ip(node.ipv4_address), _bgp_ip(node.ipv6_address)) if a]
+        if not addresses:
+            yield Finding(
+                "node-without-bgp-address",
+                f"node {node.name}",
+                f"Node {node.name} has no usable BGP address (spec.bgp.ipv4Address and ipv6Address "
+                "are unset or invalid): its BGP daemon cannot peer, so its VMs get no routes from "
+                "other hosts and other hosts none to them",
+                f"set spec.bgp.ipv4Address (CIDR form, e.g. 10.0.0.1/24) on Node {node.name}: "
+                f"`calicoctl get node {node.name} -o yaml`, edit, `calicoctl apply -f`",
+                values={"node": node.name},
+            )
+        for addr in addresses:
+            by_address[addr].append(node)
+    for addr, nodes in sorted(by_address.items()):
+        if len(nodes) > 1:
+            names = [n.name for n in nodes]
+            yield Finding(
+                "duplicate-bgp-address",
+                f"node {names[0]}",
+                f"BGP address {addr} is used by {len(names)} Nodes: {', '.join(names)}; "
+                "their sessions and router ids collide and their routes overwrite each other",
+                "give each Node its own spec.bgp address (the host's address on the fabric)",
+                values={"address": addr, "nodes": names},
+            )
+    known = {n.name for n in facts.nodes}
+    by_host: dict[str, list[Endpoint]] = defaultdict(list)
+    for ep in facts.endpoints:
+        if ep.node and ep.node not in known:
+            by_host[ep.node].append(ep)
+    for host, eps in sorted(by_host.items()):
+        yield Finding(
+            "endpoints-without-node",
+            f"host {host}",
+            f"{len(eps)} workload endpoint(s) are on host {host} (e.g. {eps[0].namespace}/"
+            f"{eps[0].name}), which has no Node resource: with BGP in use, no host announces "
+            "routes to these VMs",
+            f"create Node {host} with spec.bgp.ipv4Address set to {host}'s fabric address "
+            "(`calicoctl apply -f node.yaml`)",
+            values={"host": host, "endpoints": [f"{e.namespace}/{e.name}" for e in eps[:10]]},
+        )
+
+
+def collect_nodes(store: Datastore) -> list[NodeFacts]:
+    """Every stored Node's name and BGP addresses (values that are not JSON objects are skipped)."""
+    out = []
+    for kv in store.list(NODE_PREFIX).items:
+        parsed = keys.parse_resource_key(kv.key)
+        doc = _json(kv.value)
+        if parsed is None or parsed[1] is not None or not isinstance(doc, dict):
+            continue
+        spec = doc.get("spec")
+        bgp = spec.get("bgp") if isinstance(spec, dict) else None
+        bgp = bgp if isinstance(bgp, dict) else {}
+        out.append(
+            NodeFacts(
+                parsed[2], str(bgp.get("ipv4Address") or ""), str(bgp.get("ipv6Address") or "")
+            )
+        )
+    return out
+
+
 def diagnose(facts: StoreFacts) -> list[Finding]:
     """Every finding for the facts, in a stable order (pure)."""
     out: list[Finding] = []
@@ -345,6 +442,7 @@ def diagnose(facts: StoreFacts) -> list[Finding]:
         _check_heartbeats,
         _check_subnets,
         _check_size,
+        bgp_findings,
         _recorded,
         _check_mirrors,
     ):
@@ -381,6 +479,7 @@ def collect(store: Datastore) -> StoreFacts:
         _plural, ns, name = parsed
         node = str((doc.get("spec") or {}).get("node", ""))
         facts.endpoints.append(Endpoint(ns or "", name, node))
+    facts.nodes = collect_nodes(store)
     for kv in store.list(NP_PREFIX).items:
         parsed = keys.parse_resource_key(kv.key)
         if parsed is not None and parsed[1]:
@@ -490,6 +589,52 @@ def check_config_files(
     return findings
 
 
+# --- BGP: this host's sessions (the local BIRD's control socket) --------------------------------
+
+
+def bgp_session_findings(rows: Iterable[PeerRow], socket_path: str) -> list[Finding]:
+    """One finding per BGP session of this host's BIRD that is not Established."""
+    out: list[Finding] = []
+    for row in rows:
+        if row.info.split(" ", 1)[0] == "Established":
+            continue
+        out.append(
+            Finding(
+                "bgp-peer-not-established",
+                f"BGP peer {row.address} ({row.peer_type}, protocol {row.protocol})",
+                f"the session with {row.address} is {row.state} / {row.info or 'no info'} "
+                f"since {row.since}: routes to and from that host's VMs are missing here",
+                f"check that regionmesh bgp runs on the peer and that TCP 179 between the two "
+                f"hosts' addresses is open; details: birdc -s {socket_path} show protocols all "
+                f"{row.protocol}",
+                values={"address": row.address, "state": row.state, "info": row.info},
+            )
+        )
+    return out
+
+
+def local_bgp_findings(run_dir: str) -> list[Finding]:
+    """Findings about this host's BGP daemon; none when no daemon was ever set up here."""
+    from regionmesh.bgp.bird import BirdControl, RunDir
+    from regionmesh.bgp.status import bgp_peers, parse_protocols
+
+    sock = RunDir(run_dir).socket
+    if not os.path.exists(sock):
+        return []
+    try:
+        rows = bgp_peers(parse_protocols(BirdControl(sock).command("show protocols all")))
+    except RegionmeshError as exc:
+        return [
+            Finding(
+                "bgp-daemon-not-running",
+                f"BGP daemon ({sock})",
+                f"{exc}",
+                f"start regionmesh bgp --run-dir {run_dir} on this host",
+            )
+        ]
+    return bgp_session_findings(rows, sock)
+
+
 def print_findings(findings: list[Finding], out: str, ok_text: str) -> None:
     """Print findings as text or JSON; exit 1 if there is any."""
     if out == "json":
@@ -506,20 +651,61 @@ def print_findings(findings: list[Finding], out: str, ok_text: str) -> None:
         raise SystemExit(1)
 
 
-@click.group("doctor", invoke_without_command=True)
+class _DoctorGroup(click.Group):
+    """``doctor``'s sub-commands; ``etcd-auth`` is imported only when asked for.
+
+    :mod:`.etcd_auth_cmds` builds on this module's findings, so importing it here at the top
+    would be a circle (and would load the etcd-auth code for every ``doctor`` run).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, "etcd-auth"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "etcd-auth" and cmd_name not in self.commands:
+            from regionmesh.cli.etcd_auth_cmds import doctor_etcd_auth_cmd  # noqa: PLC0415
+
+            self.add_command(doctor_etcd_auth_cmd)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group("doctor", cls=_DoctorGroup, invoke_without_command=True)
 @click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
+@click.option(
+    "--bgp-run-dir",
+    default="/var/run/calico",
+    show_default=True,
+    metavar="DIR",
+    help="run directory of this host's regionmesh bgp (its BIRD's sessions are checked when "
+    "its control socket exists there)",
+)
 @datastore_options
 @click.pass_context
-def doctor_cmd(ctx: click.Context, out: str) -> None:
+def doctor_cmd(ctx: click.Context, out: str, bgp_run_dir: str) -> None:
     """Check the datastore for multi-region problems (exit 1 on any finding)."""
     if ctx.invoked_subcommand is not None:
         return
     cli = ctx.ensure_object(CliContext)
+    store = cli.store()
     try:
-        facts = collect(cli.store())
+        facts = collect(store)
+        findings = diagnose(facts)
+        findings += _etcd_state(store)
     except RegionmeshError as exc:
         fail(f"doctor: cannot read the datastore: {exc}")
-    print_findings(diagnose(facts), out, "no problems found")
+    findings += local_bgp_findings(bgp_run_dir)
+    print_findings(findings, out, "no problems found")
+
+
+def _etcd_state(store: Datastore) -> list[Finding]:
+    """etcd only: authentication off, NOSPACE alarm (see ``doctor etcd-auth``)."""
+    from regionmesh.datastore.etcd import EtcdDatastore
+
+    if not isinstance(store, EtcdDatastore):
+        return []
+    from regionmesh.cli.etcd_auth_cmds import etcd_state_findings
+
+    return etcd_state_findings(store, auth_off_severity="warning")
 
 
 @doctor_cmd.command("config")

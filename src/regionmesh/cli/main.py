@@ -67,6 +67,10 @@ RESOURCE_COMMANDS: dict[str, LazyCommand] = {
     "version": LazyCommand("main:version_cmd", "Print the client version."),
 }
 
+NODE_COMMAND = LazyCommand("bgp_cmds:node_group", "Commands about this host's Calico node.")
+# calicoctl's command set: the resource verbs plus ``node status``
+CALICOCTL_COMMANDS: dict[str, LazyCommand] = {**RESOURCE_COMMANDS, "node": NODE_COMMAND}
+
 REGIONMESH_COMMANDS: dict[str, LazyCommand] = {
     **RESOURCE_COMMANDS,
     "agent": LazyCommand(
@@ -107,6 +111,15 @@ REGIONMESH_COMMANDS: dict[str, LazyCommand] = {
         "Build the two-region cloud, apply allow-tcp-80, show who can reach whom "
         "before/after, explain one cross-region flow, and (as root) prove it with real TCP.",
     ),
+    "etcd-auth": LazyCommand(
+        "etcd_auth_cmds:etcd_auth_group",
+        "Per-region least-privilege etcd users and roles (plan, apply).",
+    ),
+    "bgp": LazyCommand(
+        "bgp_cmds:bgp_cmd",
+        "Run BIRD for this host: register its Node, peer with the others, announce its VMs.",
+    ),
+    "node": NODE_COMMAND,
     "dhcp-agent": LazyCommand(
         "dhcp_cmd:dhcp_agent_cmd",
         "Serve DHCP to this host's VMs in its region (one dnsmasq per network).",
@@ -174,7 +187,7 @@ def regionmesh_cli(ctx: click.Context) -> None:
     ctx.call_on_close(obj.close)
 
 
-@click.group("calicoctl", cls=LazyGroup, lazy=RESOURCE_COMMANDS, context_settings=CONTEXT)
+@click.group("calicoctl", cls=LazyGroup, lazy=CALICOCTL_COMMANDS, context_settings=CONTEXT)
 @datastore_options
 @click.pass_context
 def calicoctl_cli(ctx: click.Context) -> None:

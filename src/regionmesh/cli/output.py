@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from regionmesh.cli import bgp_output
 from regionmesh.model.kinds import API_VERSION, KindInfo
 
 
@@ -30,8 +31,14 @@ def _join(values: Any) -> str:
     return ",".join(str(v) for v in values)
 
 
-def cell(doc: Mapping[str, Any], column: str) -> str:
-    """The text of one table cell for a resource's output dict."""
+def cell(doc: Mapping[str, Any], column: str, *, cluster_as: str | None = None) -> str:
+    """The text of one table cell for a resource's output dict.
+
+    ``cluster_as`` is the default AS number shown for Nodes without their own (see
+    :mod:`.bgp_output`).
+    """
+    if bgp_output.handles(doc, column):
+        return bgp_output.bgp_cell(doc, column, cluster_as=cluster_as)
     spec = doc.get("spec") or {}
     md = doc.get("metadata") or {}
     match column:
@@ -82,13 +89,18 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def render_table(
-    info: KindInfo, docs: Sequence[Mapping[str, Any]], *, wide: bool, with_namespace: bool
+    info: KindInfo,
+    docs: Sequence[Mapping[str, Any]],
+    *,
+    wide: bool,
+    with_namespace: bool,
+    cluster_as: str | None = None,
 ) -> str:
     """The default (``ps``) or wide table for a list of one kind."""
     columns = list(info.wide_columns if wide else info.columns)
     if info.namespaced and with_namespace:
         columns.insert(0, "NAMESPACE")
-    rows = [columns] + [[cell(d, c) for c in columns] for d in docs]
+    rows = [columns] + [[cell(d, c, cluster_as=cluster_as) for c in columns] for d in docs]
     return table(rows)
 
 

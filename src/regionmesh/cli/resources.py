@@ -11,6 +11,7 @@ resolved against the datastore plus the whole input, and tiers are written first
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,9 @@ from typing import Any
 
 import click
 
-from regionmesh.cli import output
+from regionmesh.cli import bgp_output, output
 from regionmesh.cli.context import CliContext, fail
-from regionmesh.datastore.resources import with_metadata
+from regionmesh.datastore.resources import ResourceClient, with_metadata
 from regionmesh.errors import (
     FieldError,
     NotFound,
@@ -28,6 +29,7 @@ from regionmesh.errors import (
     ValidationError,
 )
 from regionmesh.model import Resource, codec, validation
+from regionmesh.model.bgp import DEFAULT_BGP_CONFIGURATION, BGPPeer, node_bgp_configuration_name
 from regionmesh.model.kinds import KINDS, KindInfo, lookup_kind
 
 VERB_PAST = {"create": "created", "apply": "applied", "replace": "replaced", "delete": "deleted"}
@@ -250,6 +252,8 @@ def run_delete(
     done = 0
     for kind, name, ns, rv in targets:
         try:
+            if kind == "Node":
+                _delete_node_configuration(client, name)
             client.delete(kind, name, ns, resource_version=rv)
             done += 1
         except NotFound as exc:
@@ -271,6 +275,19 @@ def run_delete(
     if errors:
         fail(f"failed to delete {kw}resource: [{'; '.join(errors)}]")
     click.echo(f"Successfully deleted {done} {kw}resource(s)")
+
+
+def _delete_node_configuration(client: ResourceClient, node: str) -> None:
+    """What Calico's client removes with a Node: its BGPPeers (``spec.node``) and its
+    ``node.<name>`` FelixConfiguration and BGPConfiguration. Endpoints stay: in OpenStack they
+    belong to Neutron (calicoctl would delete them too, and resync would write them back)."""
+    for peer in client.list("BGPPeer").items:
+        if isinstance(peer, BGPPeer) and peer.spec.node == node:
+            with contextlib.suppress(NotFound):
+                client.delete("BGPPeer", peer.name, None)
+    for kind in ("FelixConfiguration", "BGPConfiguration"):
+        with contextlib.suppress(NotFound):
+            client.delete(kind, node_bgp_configuration_name(node), None)
 
 
 def run_get(
@@ -318,18 +335,31 @@ def run_get(
             click.echo(d["metadata"]["name"])
     elif out.startswith("custom-columns="):
         cols = out.split("=", 1)[1].split(",")
-        click.echo(
-            output.table([cols] + [[output.cell(d, c) for c in cols] for d in docs]), nl=False
-        )
+        cluster_as = _cluster_as(client, info, cols)
+        rows = [[output.cell(d, c, cluster_as=cluster_as) for c in cols] for d in docs]
+        click.echo(output.table([cols, *rows]), nl=False)
     else:
         with_ns = all_namespaces or namespace is not None
+        wide = out == "wide"
+        cluster_as = _cluster_as(client, info, info.wide_columns if wide else info.columns)
         click.echo(
-            output.render_table(info, docs, wide=(out == "wide"), with_namespace=with_ns), nl=False
+            output.render_table(
+                info, docs, wide=wide, with_namespace=with_ns, cluster_as=cluster_as
+            ),
+            nl=False,
         )
     if errors:
         for e in errors:
             click.echo(e, err=True)
         raise SystemExit(1)
+
+
+def _cluster_as(client: ResourceClient, info: KindInfo, columns: Sequence[str]) -> str | None:
+    """The default AS calicoctl shows as ``(N)`` for Nodes without one (only read when shown)."""
+    if info.kind != "Node" or "ASN" not in columns:
+        return None
+    default = client.find("BGPConfiguration", DEFAULT_BGP_CONFIGURATION)
+    return bgp_output.default_as_number(codec.to_output(default) if default is not None else None)
 
 
 def run_label(

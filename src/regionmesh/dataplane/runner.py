@@ -8,7 +8,9 @@
 * :class:`FakeNft` (defined in :mod:`.fakenft`, re-exported here) is the in-memory kernel for
   unit tests.
 * :class:`RouteRunner` / :class:`NetlinkRoutes` program what each tap needs besides nft: /32
-  and /128 routes ``dev <tap> scope link proto boot``, permanent neighbour entries, and the
+  and /128 routes ``dev <tap> scope link proto <DeviceRouteProtocol>`` (default 3 = boot, as
+  Felix; with another number, ``proto boot`` routes left on taps are removed), permanent
+  neighbour entries, and the
   per-tap sysctls (proxy ARP / proxy NDP, forwarding, route_localnet, accept_ra), through
   pyroute2 — never ``ip`` subprocesses.
 
@@ -195,12 +197,16 @@ class NetlinkRoutes:
         links = {ln.get("ifname"): ln["index"] for ln in ipr.get_links()}
         names_by_index = {v: k for k, v in links.items()}
         have: set[tuple[int, str]] = set()
+        legacy: set[tuple[int, str]] = set()  # proto boot routes left from before a change
+        protocols = {self.protocol, RTPROT_BOOT}
         for family in (2, 10):
-            for r in ipr.get_routes(family=family, proto=self.protocol):
-                oif = r.get("oif")
-                name = names_by_index.get(oif, "")
-                if name.startswith(prefixes) and r.get("dst"):
-                    have.add((oif, f"{r.get('dst')}/{r['dst_len']}"))
+            for proto in sorted(protocols):
+                for r in ipr.get_routes(family=family, proto=proto):
+                    oif = r.get("oif")
+                    name = names_by_index.get(oif, "")
+                    if name.startswith(prefixes) and r.get("dst"):
+                        route = (oif, f"{r.get('dst')}/{r['dst_len']}")
+                        (have if proto == self.protocol else legacy).add(route)
         want: dict[tuple[int, str], EndpointRoute] = {}
         missing: set[str] = set()
         for iface, ep in desired.items():
@@ -215,6 +221,8 @@ class NetlinkRoutes:
                 want[(index, net)] = ep
         for index, dst in sorted(have - set(want)):
             ipr.route("del", dst=dst, oif=index, proto=self.protocol, scope=253)
+        for index, dst in sorted(legacy):
+            ipr.route("del", dst=dst, oif=index, proto=RTPROT_BOOT, scope=253)
         for (index, dst), ep in sorted(want.items(), key=lambda kv: kv[0]):
             if (index, dst) in have:
                 continue

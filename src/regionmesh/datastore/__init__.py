@@ -53,8 +53,8 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
         config = resolve_config(url=config)
     if config.kind == "sqlite":
         assert config.path is not None
-        return SqliteDatastore(config.path)
-    from regionmesh.datastore.etcd import EtcdDatastore
+        return SqliteDatastore(config.path, group=config.sqlite_group)
+    from regionmesh.datastore.etcd import DEFAULT_TIMEOUT, EtcdDatastore
 
     return EtcdDatastore(
         config.endpoints,
@@ -63,4 +63,5 @@ def open_datastore(config: DatastoreConfig | str | None = None) -> Datastore:
         key_file=config.key_file,
         username=config.username,
         password=config.password,
+        timeout=config.timeout or DEFAULT_TIMEOUT,
     )

@@ -14,6 +14,7 @@ Contract shared by the backends (etcd v3 semantics):
   each key it touches with that revision (``mod_revision``); a key remembers the revision it was
   created at (``create_revision``). A fresh store is at revision 1.
 * ``create`` writes only if the key is absent (:class:`~regionmesh.errors.AlreadyExists`);
+  ``create_many`` does the same for many keys in few transactions and reports per key;
   ``update`` and ``delete(revision=…)`` are compare-and-swap on ``mod_revision``
   (:class:`~regionmesh.errors.NotFound` when the key is absent,
   :class:`~regionmesh.errors.RevisionConflict` when it moved).
@@ -30,7 +31,8 @@ Contract shared by the backends (etcd v3 semantics):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import builtins
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -117,6 +119,15 @@ class Datastore(Protocol):
 
     def create(self, key: str, value: bytes, *, lease: int = 0) -> int:
         """Write the key only if absent and return its mod revision; AlreadyExists otherwise."""
+        ...
+
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
+        """Create each ``(key, value)`` only if absent; per item its revision, or None if present.
+
+        The batched form of :meth:`create` (same compare-and-swap safety, no lease). etcd writes
+        batches of up to ``--max-txn-ops`` keys in one transaction each; SQLite writes everything
+        in one transaction. Not atomic as a whole on etcd; a key given twice is created once.
+        """
         ...
 
     def update(self, key: str, value: bytes, *, revision: int, lease: int = 0) -> int:

@@ -12,9 +12,11 @@ wins:
 5. ``/etc/calico/calicoctl.cfg`` if it exists (calicoctl's ``CalicoAPIConfig`` YAML);
 6. the embedded SQLite store at :data:`DEFAULT_SQLITE_PATH`.
 
-URLs: ``sqlite:///abs/path.db`` (``sqlite:///:memory:`` for a private throw-away store),
+URLs: ``sqlite:///abs/path.db`` (``sqlite:///:memory:`` for a private throw-away store;
+``?group=GROUP`` shares a new file with that group, see :mod:`regionmesh.datastore.sqlite`),
 ``etcd://host:port[,host:port…]``, ``etcds://…`` (TLS; ``?ca=…&cert=…&key=…`` or the
-``ETCD_*_FILE`` variables), ``etcd://user:password@host:port``, and ``http(s)://host:port[,…]``
+``ETCD_*_FILE`` variables), ``?timeout=SECONDS`` (per request and member; default 4),
+``etcd://user:password@host:port``, and ``http(s)://host:port[,…]``
 as in ``ETCD_ENDPOINTS``. Certificates and credentials missing from an etcd URL are taken from
 the ``ETCD_*`` variables. Problems raise :class:`~regionmesh.errors.ConfigError` naming where the
 value came from and the value.
@@ -84,7 +86,9 @@ class DatastoreConfig:
     key_file: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    timeout: float | None = None
     source: str = "default"
+    sqlite_group: str | None = None
 
     def describe(self) -> str:
         """A one-line description without secrets, e.g. for ``--help`` or logs."""
@@ -200,8 +204,19 @@ def parse_url(url: str, *, source: str, env: Mapping[str, str] = os.environ) -> 
                 f"invalid datastore URL {url!r} from {source}: a sqlite URL needs an absolute "
                 "path, e.g. sqlite:///var/lib/regionmesh/regionmesh.db"
             )
+        options = parse_qs(rest.split("?", 1)[1]) if "?" in rest else {}
+        unknown = sorted(set(options) - {"group"})
+        if unknown:
+            raise ConfigError(
+                f"invalid datastore URL {url!r} from {source}: unknown sqlite option(s) "
+                f"{', '.join(unknown)} (only ?group=GROUP)"
+            )
+        groups = options.get("group") or [""]
+        group = groups[-1] or None
         # sqlite:///abs/path and SQLAlchemy's sqlite:////abs/path both mean /abs/path
-        return DatastoreConfig(kind="sqlite", path="/" + path.lstrip("/"), source=source)
+        return DatastoreConfig(
+            kind="sqlite", path="/" + path.lstrip("/"), source=source, sqlite_group=group
+        )
     if scheme in ("http", "https"):
         config = DatastoreConfig(
             kind="etcd", endpoints=_split_endpoints(url, source, url), source=source
@@ -226,12 +241,23 @@ def parse_url(url: str, *, source: str, env: Mapping[str, str] = os.environ) -> 
             if part.strip()
         ]
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        unknown = sorted(set(params) - {"ca", "cert", "key"})
+        unknown = sorted(set(params) - {"ca", "cert", "key", "timeout"})
         if unknown:
             raise ConfigError(
                 f"invalid datastore URL {url!r} from {source}: unknown parameter(s) "
-                f"{', '.join(unknown)} (known: ca, cert, key)"
+                f"{', '.join(unknown)} (known: ca, cert, key, timeout)"
             )
+        timeout = None
+        if params.get("timeout"):
+            try:
+                timeout = float(params["timeout"])
+            except ValueError:
+                timeout = -1.0
+            if not 0 < timeout <= 600:
+                raise ConfigError(
+                    f"invalid datastore URL {url!r} from {source}: timeout="
+                    f"{params['timeout']!r} must be seconds between 0 and 600"
+                )
         config = DatastoreConfig(
             kind="etcd",
             endpoints=endpoints,
@@ -240,6 +266,7 @@ def parse_url(url: str, *, source: str, env: Mapping[str, str] = os.environ) -> 
             key_file=params.get("key") or None,
             username=username,
             password=password,
+            timeout=timeout,
             source=source,
         )
         return _check_files(_with_env_credentials(config, env))

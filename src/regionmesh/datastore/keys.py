@@ -229,6 +229,15 @@ def findings_prefix(region: str | None, kind: str | None = None) -> str:
     return prefix + (f"{_segment(kind, 'finding kind')}/" if kind else "")
 
 
+MIRROR_STATUS_PREFIX = REGIONMESH_PREFIX + "mirrors/"
+
+
+def mirror_status_key(region: str | None) -> str:
+    """``/calico/regionmesh/v1/mirrors/<region_string>``: the status of the region's
+    address-group mirrors (written by its master, read by doctor)."""
+    return MIRROR_STATUS_PREFIX + region_string(region)
+
+
 def finding_key(region: str | None, kind: str, subject: str) -> str:
     """``/calico/regionmesh/v1/findings/<region_string>/<kind>/<subject>``."""
     return findings_prefix(region, kind) + subject
@@ -239,17 +248,40 @@ def neutron_election_key(region: str | None) -> str:
     return f"{OPENSTACK_V2_PREFIX}{region_string(region)}/neutron_election"
 
 
-# --- etcd compaction bookkeeping (shared by every region) ----------------------------------
+def openstack_region_prefix(region: str | None) -> str:
+    """``/calico/openstack/v2/<region_string>/`` — the region's election (and lease) keys."""
+    return f"{OPENSTACK_V2_PREFIX}{region_string(region)}/"
 
 
-def compaction_trigger_key() -> str:
-    """``/calico/compaction/v1/trigger``: present (with a lease) while a compaction period runs."""
-    return COMPACTION_TRIGGER_KEY
+# --- compaction bookkeeping (networking-calico's compaction.py) ----------------------------
 
 
 def compaction_last_key() -> str:
-    """``/calico/compaction/v1/last``: the revision compacted last (mod_revision: last check)."""
+    """``/calico/compaction/v1/last`` — the revision the last compaction was done at."""
     return COMPACTION_LAST_KEY
+
+
+def compaction_trigger_key() -> str:
+    """``/calico/compaction/v1/trigger`` — the leased key that schedules the next compaction."""
+    return COMPACTION_TRIGGER_KEY
+
+
+# --- regionmesh's own records ---------------------------------------------------------------
+
+
+def region_subnet_registry_prefix(region: str | None) -> str:
+    """``/calico/regionmesh/v1/subnets/<region_string>/`` — one region's subnet claims."""
+    return f"{SUBNET_REGISTRY_PREFIX}{region_string(region)}/"
+
+
+def dhcp_region_prefix(region: str | None) -> str:
+    """``/calico/dhcp/v2/<region_string>/`` — everything DHCP of one region."""
+    return f"{DHCP_V2_PREFIX}{region_string(region)}/"
+
+
+def felix_region_prefix(region: str | None) -> str:
+    """``/calico/felix/v2/<region_string>/`` — everything Felix of one region."""
+    return f"{FELIX_V2_PREFIX}{region_string(region)}/"
 
 
 # --- byte ranges ---------------------------------------------------------------------------

@@ -17,6 +17,10 @@ process touches the store next (any write, a read that finds a due lease, or a w
 their keys are deleted in one revision, with delete events. Each thread gets its own
 connection; ``busy_timeout`` covers contention between processes.
 
+File access: a new store file is created ``0600`` whatever the umask (``0660`` with a group,
+see :func:`_create_private`); a user who may not read and write an existing file gets
+:class:`~regionmesh.errors.PermissionDenied` naming the file, its mode and owner.
+
 Schema (version 2)::
 
     meta(name, value)                    'compact_revision'
@@ -46,7 +50,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from regionmesh.datastore.api import EventType, KeyValue, ListResult, WatchEvent
@@ -54,9 +58,11 @@ from regionmesh.datastore.keys import prefix_range_end
 from regionmesh.errors import (
     AlreadyExists,
     Compacted,
+    ConfigError,
     DatastoreError,
     DatastoreUnavailable,
     NotFound,
+    PermissionDenied,
     RevisionConflict,
 )
 
@@ -216,6 +222,67 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _create_private(path: str, group: str | None) -> None:
+    """Create the store file ``0600`` (``0660`` and owned by ``group`` when given), whatever
+    the umask, before SQLite opens it; SQLite gives its ``-wal``/``-shm`` files the same mode.
+    An existing file is left as it is, but must be readable and writable by this user.
+
+    ``0660`` rather than ``0640`` for a group: in WAL mode every reader writes the ``-shm``
+    index, so a read-only group member could not open the store at all.
+    """
+    gid = -1
+    if group is not None:
+        import grp
+
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ConfigError(f"embedded datastore {path}: ?group={group}: no such group") from None
+    mode = 0o660 if group is not None else 0o600
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        if not os.access(path, os.R_OK | os.W_OK):
+            import pwd
+
+            st = os.stat(path)
+            try:
+                owner = pwd.getpwuid(st.st_uid).pw_name
+            except KeyError:
+                owner = str(st.st_uid)
+            try:
+                me = pwd.getpwuid(os.geteuid()).pw_name
+            except KeyError:
+                me = str(os.geteuid())
+            raise PermissionDenied(
+                f"embedded datastore {path}: permission denied for user {me}: the file is mode "
+                f"{st.st_mode & 0o777:04o}, owned by {owner}; this command needs read and write "
+                "access to it (run it as that user, or give the file a group with "
+                "?group=GROUP when it is created and add this user to the group)",
+                key=path,
+                user=me,
+                operation="read and write",
+            ) from None
+        return
+    except PermissionError as exc:
+        raise PermissionDenied(
+            f"embedded datastore {path}: cannot create the file: {exc.strerror}",
+            key=path,
+            operation="create",
+        ) from exc
+    try:
+        os.fchmod(fd, mode)
+        if gid >= 0:
+            os.fchown(fd, -1, gid)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        raise ConfigError(
+            f"embedded datastore {path}: cannot give the file to group {group}: {exc.strerror}"
+        ) from exc
+    os.close(fd)
+
+
 class SqliteDatastore:
     """A :class:`~regionmesh.datastore.api.Datastore` backed by one SQLite file.
 
@@ -231,6 +298,7 @@ class SqliteDatastore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         retain_revisions: int = DEFAULT_RETAIN_REVISIONS,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        group: str | None = None,
     ) -> None:
         self._tmpdir: str | None = None
         if path == ":memory:":
@@ -254,6 +322,7 @@ class SqliteDatastore:
             raise DatastoreUnavailable(
                 f"embedded datastore {self.path}: cannot create {parent}: {exc}"
             ) from exc
+        _create_private(self.path, group)
         with _translated(self.path):
             self._migrate(self._conn())
 
@@ -415,6 +484,27 @@ class SqliteDatastore:
             if rev % AUTO_COMPACT_EVERY == 0:
                 self._maybe_auto_compact(conn, rev)
             return rev
+
+        return self._write(body)
+
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
+        """Create each key only if absent, all in one transaction; its revision, or None."""
+        pairs = [(key.encode(), value) for key, value in items]
+
+        def body(conn: sqlite3.Connection) -> builtins.list[int | None]:
+            out: builtins.list[int | None] = []
+            exists = "SELECT 1 FROM kv WHERE key = ?"
+            for k, value in pairs:
+                if conn.execute(exists, (k,)).fetchone() is not None:
+                    out.append(None)
+                    continue
+                rev = conn.execute(_LOG, (k, _PUT, value, None)).lastrowid
+                assert rev is not None
+                conn.execute(_CREATE, (k, value, rev, rev, 0))
+                out.append(rev)
+                if rev % AUTO_COMPACT_EVERY == 0:
+                    self._maybe_auto_compact(conn, rev)
+            return out
 
         return self._write(body)
 

@@ -357,6 +357,8 @@ def _dump(resource: Resource) -> dict[str, Any]:
         "metadata": body.get("metadata", {}),
         "spec": body.get("spec", {}),
     }
+    if "status" in body:  # Node.status
+        out["status"] = body["status"]
     return out
 
 

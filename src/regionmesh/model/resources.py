@@ -7,6 +7,7 @@ this module binds each kind name to its pydantic class. Decoding documents is
 
 from __future__ import annotations
 
+from regionmesh.model.bgp import BGPConfiguration, BGPPeer, Node
 from regionmesh.model.config import ClusterInformation, FelixConfiguration
 from regionmesh.model.endpoints import HostEndpoint, WorkloadEndpoint
 from regionmesh.model.kinds import KINDS
@@ -27,6 +28,9 @@ AnyResource = (
     | GlobalNetworkSet
     | FelixConfiguration
     | ClusterInformation
+    | Node
+    | BGPConfiguration
+    | BGPPeer
 )
 """Every concrete v3 resource class (for ``match`` statements and type annotations)."""
 
@@ -43,6 +47,9 @@ RESOURCE_CLASSES: dict[str, type[Resource]] = {
         GlobalNetworkSet,
         FelixConfiguration,
         ClusterInformation,
+        Node,
+        BGPConfiguration,
+        BGPPeer,
     )
 }
 """Kind name (``GlobalNetworkPolicy``) → resource class; same keys as ``kinds.KINDS``."""

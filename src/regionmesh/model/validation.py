@@ -25,6 +25,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from regionmesh.errors import FieldError, ValidationError
+from regionmesh.model import bgp_checks
+from regionmesh.model.bgp import BGPConfiguration, BGPPeer, Node
 from regionmesh.model.config import DURATION_FIELDS, FelixConfiguration, parse_go_duration
 from regionmesh.model.endpoints import (
     EndpointPort,
@@ -780,6 +782,12 @@ def validate(resource: Resource) -> list[FieldError]:
         errs.network_set(resource)
     elif isinstance(resource, FelixConfiguration):
         errs.felix_configuration(resource)
+    elif isinstance(resource, Node):
+        bgp_checks.check_node(errs, resource)
+    elif isinstance(resource, BGPConfiguration):
+        bgp_checks.check_bgp_configuration(errs, resource)
+    elif isinstance(resource, BGPPeer):
+        bgp_checks.check_bgp_peer(errs, resource)
     else:
         errs.name(resource.name, "subdomain")
     return errs.items

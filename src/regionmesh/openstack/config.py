@@ -36,8 +36,14 @@ OPTIONS = [
         help="regionmesh: the datastore URL (etcd://host:port[,host:port], etcds://..., "
         "sqlite:///path). When set, the etcd_* options are ignored.",
     ),
-    cfg.HostAddressOpt("etcd_host", default="127.0.0.1", help="The hostname or IP of etcd."),
-    cfg.PortOpt("etcd_port", default=2379, help="The port to use for the etcd node."),
+    cfg.StrOpt(
+        "etcd_host",
+        default="127.0.0.1",
+        help="The hostname or IP of etcd. regionmesh also accepts a comma-separated list of "
+        "cluster members, each 'host' (using etcd_port) or 'host:port' ('[v6]:port'); the "
+        "client fails over between them.",
+    ),
+    cfg.PortOpt("etcd_port", default=2379, help="The port to use for the etcd node(s)."),
     cfg.StrOpt("etcd_ca_cert_file", help="Path to the CA certificate of the etcd server."),
     cfg.StrOpt("etcd_cert_file", help="Path to the client certificate for etcd."),
     cfg.StrOpt("etcd_key_file", help="Path to the client key for etcd."),
@@ -58,11 +64,11 @@ OPTIONS = [
     ),
     cfg.BoolOpt(
         "address_group_mirrors",
-        default=True,
+        default=False,
         help="regionmesh: keep, in this region's Neutron, one address group per security "
         "group of every other region (named <region>.<sg name>, owned by project "
         "'regionmesh', shared with every project), so tenants can write cross-region rules "
-        "with --remote-address-group. Cost: one address group per remote security group.",
+        "with --remote-address-group. Cost: one address group per remote security group; with etcd authentication the Neutron user needs `etcd-auth apply --address-group-mirrors`.",
     ),
     cfg.ListOpt(
         "address_group_mirror_regions",
@@ -115,7 +121,7 @@ class CalicoOptions:
     felix_status_interval: int = 5
     startup_resync: bool = True
     elector_name: str | None = None
-    address_group_mirrors: bool = True
+    address_group_mirrors: bool = False
     address_group_mirror_regions: tuple[str, ...] = ()
     address_group_mirror_interval: int = 10
     etcd_compaction_period_mins: int = 60
@@ -166,7 +172,8 @@ def load_options(conf: Any = None) -> CalicoOptions:
 def datastore_url(opts: CalicoOptions) -> str:
     """The datastore URL the options describe (pure).
 
-    ``datastore`` wins when set. Otherwise ``etcd://host:port``, or ``etcds://`` when any of
+    ``datastore`` wins when set. Otherwise ``etcd://host:port[,host:port…]`` (every member in
+    ``etcd_host``), or ``etcds://`` when any of
     the TLS files is set (networking-calico's rule), with ``?ca=&cert=&key=`` for the files
     and ``user:password@`` for etcd authentication.
     """
@@ -196,10 +203,32 @@ def datastore_url(opts: CalicoOptions) -> str:
         if opts.etcd_password:
             auth += ":" + quote(opts.etcd_password, safe="")
         auth += "@"
-    host = f"[{opts.etcd_host}]" if ":" in opts.etcd_host else opts.etcd_host
+    members = ",".join(_etcd_members(opts.etcd_host, opts.etcd_port))
     scheme = "etcds" if tls else "etcd"
     query = f"?{urlencode(tls)}" if tls else ""
-    return f"{scheme}://{auth}{host}:{opts.etcd_port}{query}"
+    return f"{scheme}://{auth}{members}{query}"
+
+
+def _etcd_members(etcd_host: str, etcd_port: int) -> list[str]:
+    """``etcd_host`` as ``host:port`` items: a name or IP gets ``etcd_port``; a bare IPv6
+    address is bracketed; ``host:port`` and ``[v6]:port`` are kept."""
+    members = []
+    for raw in etcd_host.split(","):
+        item = raw.strip()
+        if not item:
+            raise ConfigError(
+                f"invalid value {etcd_host!r} for [{GROUP}] etcd_host: empty entry in the "
+                "comma-separated list"
+            )
+        if item.startswith("["):
+            members.append(item if "]:" in item else f"{item}:{etcd_port}")
+        elif item.count(":") > 1:
+            members.append(f"[{item}]:{etcd_port}")
+        elif ":" in item:
+            members.append(item)
+        else:
+            members.append(f"{item}:{etcd_port}")
+    return members
 
 
 def read_config_files(paths: list[str]) -> Any:

@@ -23,7 +23,14 @@ from collections.abc import Callable
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, EventType
-from regionmesh.errors import AlreadyExists, DatastoreError, NotFound, RevisionConflict
+from regionmesh.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    DatastoreError,
+    NotFound,
+    PermissionDenied,
+    RevisionConflict,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -173,6 +180,10 @@ class Elector:
         while not self._stop.is_set():
             try:
                 self.step()
+            except (PermissionDenied, AuthenticationFailed) as exc:  # one line, retried slowly
+                LOG.error("regionmesh election %s: %s; retrying", self.key, exc)
+                self._set_master(False)
+                self._stop.wait(5.0)
             except DatastoreError:
                 LOG.exception("regionmesh election %s: datastore error; retrying", self.key)
                 self._set_master(False)

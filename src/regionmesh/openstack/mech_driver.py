@@ -41,7 +41,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from regionmesh.datastore import keys
-from regionmesh.errors import ConfigError, RegionmeshError, TranslationError
+from regionmesh.errors import AuthenticationFailed, ConfigError, RegionmeshError, TranslationError
 from regionmesh.openstack import neutron_db, sync, translate
 from regionmesh.openstack.config import load_options
 from regionmesh.openstack.worker import AGENT_TYPE, RegionmeshWorker, Shared
@@ -100,6 +100,7 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         except ConfigError as exc:
             LOG.critical("regionmesh: %s", exc)
             raise SystemExit(f"regionmesh mechanism driver: {exc}") from exc
+        self._check_credentials()
         if opts.openstack_region is None:
             self._refuse_unregioned_in_multiregion_store()
             LOG.warning(
@@ -119,6 +120,17 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         )
         for event in (events.AFTER_UPDATE, events.AFTER_DELETE):
             registry.subscribe(self._on_address_group, resources.ADDRESS_GROUP, event)
+
+    def _check_credentials(self) -> None:
+        """Refuse to start when etcd rejects the configured user or password (a wrong password
+        is a start-up error, not an error on every later write); an unreachable etcd is not."""
+        try:
+            self.shared.writer().ds.current_revision()
+        except AuthenticationFailed as exc:
+            LOG.critical("regionmesh: %s", exc)
+            raise SystemExit(f"regionmesh mechanism driver: {exc}") from exc
+        except RegionmeshError as exc:
+            LOG.warning("regionmesh: cannot reach the datastore at start-up: %s", exc)
 
     def _refuse_unregioned_in_multiregion_store(self) -> None:
         """Without a region, stop when the store already holds regions' data (§1.4 hazard)."""

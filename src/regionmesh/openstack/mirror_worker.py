@@ -2,9 +2,9 @@
 
 :class:`MirrorWorker` keeps this region's mirrors of the other regions' security groups
 (:mod:`regionmesh.openstack.address_groups`) current. It lists the datastore's
-WorkloadEndpoints and NetworkPolicies once, then follows ``/calico/resources/v3/`` with a
-watch from that revision (re-listing after a compaction or an outage), keeping in memory only
-the facts mirroring needs. Every batch of changes to another region's endpoint or
+WorkloadEndpoints and NetworkPolicies once, then follows both with watches from that
+revision (re-listing after a compaction or an outage), keeping in memory only the facts
+mirroring needs (a Neutron server's etcd role may read exactly these two prefixes). Every batch of changes to another region's endpoint or
 ``ossg.default.*`` policy triggers a reconciliation after :data:`DEBOUNCE` seconds (so a
 burst of port changes is one set of Neutron calls); a periodic one every ``interval`` seconds
 restores mirrors deleted or edited by hand. Only the region's master runs it, so each region
@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Collection
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, EventType, Watch, WatchEvent
-from regionmesh.errors import Compacted, DatastoreError, RegionmeshError
+from regionmesh.errors import Compacted, DatastoreError, PermissionDenied, RegionmeshError
 from regionmesh.model.regions import region_of_namespace, region_string
 from regionmesh.openstack.address_groups import (
     EndpointFacts,
@@ -53,7 +54,10 @@ DEFAULT_INTERVAL = 10.0
 """Seconds between periodic reconciliations (restore hand-made edits)."""
 STALE_FINDING = "stale-address-group-mirrors"
 FAILED_FINDING = "address-group-mirror-failed"
-MIRROR_STATUS_PREFIX = keys.REGIONMESH_PREFIX + "mirrors/"
+NOT_PERMITTED_FINDING = "address-group-mirrors-not-permitted"
+PERMISSION_RETRY = 30.0
+"""Seconds between retries while etcd refuses the reads (the role must be changed first)."""
+MIRROR_STATUS_PREFIX = keys.MIRROR_STATUS_PREFIX
 
 _WEP_PLURAL = "workloadendpoints"
 _NP_PLURAL = "networkpolicies"
@@ -61,7 +65,7 @@ _NP_PLURAL = "networkpolicies"
 
 def status_key(region: str | None) -> str:
     """``/calico/regionmesh/v1/mirrors/<region_string>``: the last reconciliation's status."""
-    return MIRROR_STATUS_PREFIX + region_string(region)
+    return keys.mirror_status_key(region)
 
 
 def mirror_lag(
@@ -168,6 +172,26 @@ def load_view(store: Datastore) -> MirrorView:
     return view
 
 
+def _pump(watch: Watch, events: queue.Queue[list[WatchEvent] | Exception]) -> None:
+    """Forward a watch's batches (then its error, if it fails) into ``events``."""
+    try:
+        for batch in watch:
+            events.put(batch)
+    except DatastoreError as exc:
+        events.put(exc)
+
+
+def _next(events: queue.Queue[list[WatchEvent] | Exception], timeout: float) -> list[WatchEvent]:
+    """The next batch within ``timeout`` seconds ([] if none); re-raises a watch's error."""
+    try:
+        item = events.get(timeout=max(timeout, 0.0))
+    except queue.Empty:
+        return []
+    if isinstance(item, Exception):
+        raise item
+    return item
+
+
 class MirrorWorker:
     """Keeps this region's mirrors current while this process is the region's master."""
 
@@ -191,7 +215,7 @@ class MirrorWorker:
         self.on_reconciled = on_reconciled
         self.view = MirrorView()
         self._stop = threading.Event()
-        self._watch: Watch | None = None
+        self._watches: list[Watch] = []
         self._thread: threading.Thread | None = None
         self._stale_since: float | None = None
         self._failed_recorded = False
@@ -279,9 +303,11 @@ class MirrorWorker:
         self.view = listed
         return listed.revision
 
-    def _went_stale(self, exc: Exception) -> None:
+    def _went_stale(self, exc: Exception, *, quiet: bool = False) -> None:
         if self._stale_since is None:
             self._stale_since = time.time()
+            if quiet:
+                return
             LOG.error(
                 "regionmesh mirrors: the datastore cannot be read (%s); the mirrors keep "
                 "their last addresses until it answers again",
@@ -304,38 +330,58 @@ class MirrorWorker:
         )
 
     def run(self) -> None:
-        """Snapshot, reconcile, then watch and reconcile on change, until :meth:`stop`."""
+        """Snapshot, reconcile, then watch and reconcile on change, until :meth:`stop`.
+
+        Two watches (WorkloadEndpoints and NetworkPolicies of every namespace: what the
+        region's etcd role may read) feed one queue, each from its own thread."""
         while not self._stop.is_set():
+            watches: list[Watch] = []
             try:
                 revision = self._snapshot()
                 self._fresh_again()
                 self.reconcile_now()
                 last = time.monotonic()
-                self._watch = self.ds.watch(keys.RESOURCES_PREFIX, start_revision=revision + 1)
+                events: queue.Queue[list[WatchEvent] | Exception] = queue.Queue()
+                for plural in (_WEP_PLURAL, _NP_PLURAL):
+                    watch = self.ds.watch(keys.resource_prefix(plural), start_revision=revision + 1)
+                    watches.append(watch)
+                    threading.Thread(
+                        target=_pump, args=(watch, events), name="regionmesh-mirrors-watch",
+                        daemon=True,
+                    ).start()  # fmt: skip
+                self._watches = watches
                 while not self._stop.is_set():
-                    batch = self._watch.next_batch(min(self.interval, 1.0))
-                    dirty = self._absorb(batch)
+                    dirty = self._absorb(_next(events, min(self.interval, 1.0)))
                     if dirty:  # debounce a burst
                         deadline = time.monotonic() + DEBOUNCE
                         while (left := deadline - time.monotonic()) > 0:
-                            more = self._watch.next_batch(left)
+                            more = _next(events, left)
                             if not more:
                                 break
                             self._absorb(more)
                     if dirty or time.monotonic() - last >= self.interval:
                         self.reconcile_now()
                         last = time.monotonic()
-                    if getattr(self._watch, "closed", False):
-                        break
             except Compacted:
                 LOG.info("regionmesh mirrors: watch compacted; re-listing")
+            except PermissionDenied as exc:
+                message = (
+                    f"the address-group mirrors cannot read the other regions' endpoints: "
+                    f"{exc}. With etcd authentication, re-run `regionmesh etcd-auth apply "
+                    f"--address-group-mirrors …` (or set [calico] address_group_mirrors = false)"
+                )
+                if self._stale_since is None:
+                    LOG.error("regionmesh mirrors: %s", message)
+                    self._record(NOT_PERMITTED_FINDING, message)
+                self._went_stale(exc, quiet=True)
+                self._stop.wait(PERMISSION_RETRY)
             except DatastoreError as exc:
                 self._went_stale(exc)
                 self._stop.wait(self.retry)
             finally:
-                if self._watch is not None:
-                    self._watch.close()
-                    self._watch = None
+                for watch in watches:
+                    watch.close()
+                self._watches = []
 
     def _absorb(self, batch: list[WatchEvent]) -> bool:
         """Apply a batch; True when it changed another mirrored region's facts."""
@@ -357,8 +403,7 @@ class MirrorWorker:
 
     def stop(self) -> None:
         self._stop.set()
-        watch = self._watch
-        if watch is not None:
+        for watch in list(self._watches):
             watch.close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5.0)

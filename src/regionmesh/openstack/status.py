@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore, EventType, Watch
-from regionmesh.errors import Compacted, DatastoreError
+from regionmesh.errors import Compacted, DatastoreError, PermissionDenied
 
 LOG = logging.getLogger(__name__)
 
@@ -225,6 +225,9 @@ class StatusWatcher:
                 self._follow(self._snapshot())
             except Compacted:
                 LOG.info("regionmesh status: watch compacted; re-listing")
+            except PermissionDenied as exc:
+                LOG.error("regionmesh status: %s; re-listing in 1 s", exc)
+                self._stop.wait(1.0)
             except DatastoreError:
                 LOG.exception("regionmesh status: datastore error; re-listing in 1 s")
                 self._stop.wait(1.0)

@@ -34,7 +34,7 @@ from typing import Any
 
 from regionmesh.datastore import keys
 from regionmesh.datastore.resources import Synced, SyncOutcome
-from regionmesh.errors import DatastoreError
+from regionmesh.errors import DatastoreError, PermissionDenied
 from regionmesh.model import Resource, WorkloadEndpoint, workload_endpoint_name
 from regionmesh.openstack.endpoints import ORCHESTRATOR, endpoint_hosts, workload_endpoint
 from regionmesh.openstack.reader import NeutronReader
@@ -59,6 +59,10 @@ class SyncReport:
     def _guard(self, key: str, write: Callable[[], Synced | SyncOutcome]) -> None:
         try:
             done = write()
+        except PermissionDenied as exc:  # a role problem, not a bug: one line, no traceback
+            LOG.error("regionmesh: datastore write of %s refused: %s", key, exc)
+            self.failures[key] = exc
+            return
         except DatastoreError as exc:
             LOG.exception("regionmesh: datastore write failed (%s); resync will repair it", key)
             self.failures[key] = exc

@@ -29,7 +29,7 @@ from neutron_lib.plugins import directory
 from oslo_log import log as logging
 
 from regionmesh.datastore import Datastore, open_datastore
-from regionmesh.errors import RegionmeshError
+from regionmesh.errors import PermissionDenied, RegionmeshError
 from regionmesh.openstack import neutron_db, resync
 from regionmesh.openstack.compaction import Compactor
 from regionmesh.openstack.config import CalicoOptions, datastore_url
@@ -162,6 +162,13 @@ class RegionmeshWorker(n_worker.BaseWorker):
         writer = RegionWriter(self._store(), self._shared.opts.openstack_region)
         try:
             writer.ensure_cluster_config()
+        except PermissionDenied as exc:
+            LOG.error(
+                "regionmesh: FelixConfiguration/ClusterInformation 'default' lack the OpenStack "
+                "settings and this region may not write them (%s); the operator sets them once "
+                "with 'regionmesh etcd-auth apply'",
+                exc,
+            )
         except RegionmeshError:
             LOG.exception("regionmesh: cannot update FelixConfiguration/ClusterInformation")
         result = resync.resync(writer, source)

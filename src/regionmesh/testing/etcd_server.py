@@ -4,8 +4,11 @@
 data directory (on ``/dev/shm`` when available, so fsync is cheap), waits until ``/health``
 answers and returns an :class:`EtcdServer`; :meth:`EtcdServer.stop` kills it and removes
 everything. Variants: ``tls=True`` makes a self-signed CA, a server certificate for 127.0.0.1 and
-a client certificate with the ``openssl`` CLI and requires client certificates;
-``auth=True`` creates a ``root`` user with a password and enables etcd authentication.
+a client certificate with the ``openssl`` CLI and requires client certificates (the client
+certificate has no Common Name: with auth on, etcd's JSON gateway answers HTTP 400 to a
+certificate with a CN, so identity comes from user + password);
+``auth=True`` creates a ``root`` user with a password and enables etcd authentication;
+``token_ttl`` sets ``--auth-token-ttl`` and ``extra_args`` adds any other etcd flag.
 
 A missing etcd or openssl binary raises :class:`EtcdNotAvailable` with a clear message: tests
 that need etcd must fail, not skip. This module does not decide which tests need etcd (that is
@@ -87,6 +90,22 @@ class EtcdServer:
             password=self.password,
         )
 
+    def open_as(self, username: str | None, password: str | None) -> EtcdDatastore:
+        """An EtcdDatastore on this server (same certificates) as another etcd user."""
+        return EtcdDatastore(
+            [self.endpoint],
+            ca_cert_file=self.ca_cert_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            username=username,
+            password=password,
+        )
+
+    def url_as(self, username: str, password: str) -> str:
+        """The datastore URL of this server with ``username:password@`` in it."""
+        scheme, rest = self.url.split("://", 1)
+        return f"{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{rest}"
+
     def requests_kwargs(self) -> dict[str, Any]:
         """``verify``/``cert`` for talking to this server with plain ``requests``."""
         kwargs: dict[str, Any] = {"timeout": 5}
@@ -162,20 +181,20 @@ def make_test_certificates(directory: str) -> dict[str, str]:
     for name, cn, ext in (
         (
             "server",
-            "127.0.0.1",
+            "/CN=127.0.0.1",
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
             "keyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n",
         ),
         (
             "client",
-            "root",
+            "/O=regionmesh-test",
             "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
             "basicConstraints=CA:FALSE\n",
         ),
     ):
         with open(os.path.join(directory, f"{name}.ext"), "w", encoding="ascii") as f:
             f.write(ext)
-        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}",
+        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", cn,
                  cwd=directory)  # fmt: skip
         _openssl(
             "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
@@ -227,7 +246,9 @@ def _enable_auth(server: EtcdServer, password: str) -> None:
     server.username, server.password = ROOT_USER, password
 
 
-def _start_once(binary: str, tls: bool, auth: bool) -> EtcdServer:
+def _start_once(
+    binary: str, tls: bool, auth: bool, token_ttl: int | None, extra_args: tuple[str, ...]
+) -> EtcdServer:
     workdir = tempfile.mkdtemp(prefix="regionmesh-etcd-", dir=_tmp_root())
     try:
         client_port, peer_port = free_port(), free_port()
@@ -250,6 +271,9 @@ def _start_once(binary: str, tls: bool, auth: bool) -> EtcdServer:
             "--logger", "zap",
             "--log-level", "error",
         ]  # fmt: skip
+        if token_ttl is not None:
+            args += ["--auth-token", "simple", "--auth-token-ttl", str(token_ttl)]
+        args += list(extra_args)
         certs: dict[str, str] = {}
         if tls:
             certs = make_test_certificates(workdir)
@@ -294,7 +318,14 @@ def _start_once(binary: str, tls: bool, auth: bool) -> EtcdServer:
     return server
 
 
-def start_etcd(*, tls: bool = False, auth: bool = False, binary: str | None = None) -> EtcdServer:
+def start_etcd(
+    *,
+    tls: bool = False,
+    auth: bool = False,
+    binary: str | None = None,
+    token_ttl: int | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> EtcdServer:
     """Start etcd and return it once healthy (retrying if a chosen port was taken meanwhile)."""
     binary = binary or os.environ.get("REGIONMESH_ETCD_BINARY") or DEFAULT_ETCD_BINARY
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
@@ -305,7 +336,7 @@ def start_etcd(*, tls: bool = False, auth: bool = False, binary: str | None = No
     error: EtcdNotAvailable | None = None
     for _ in range(3):
         try:
-            return _start_once(binary, tls, auth)
+            return _start_once(binary, tls, auth, token_ttl, extra_args)
         except EtcdNotAvailable as exc:
             if "address already in use" not in str(exc):
                 raise
@@ -315,9 +346,15 @@ def start_etcd(*, tls: bool = False, auth: bool = False, binary: str | None = No
 
 
 @contextlib.contextmanager
-def running_etcd(*, tls: bool = False, auth: bool = False) -> Iterator[EtcdServer]:
+def running_etcd(
+    *,
+    tls: bool = False,
+    auth: bool = False,
+    token_ttl: int | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[EtcdServer]:
     """``with running_etcd() as server:`` — start etcd, stop and clean up on exit."""
-    server = start_etcd(tls=tls, auth=auth)
+    server = start_etcd(tls=tls, auth=auth, token_ttl=token_ttl, extra_args=extra_args)
     try:
         yield server
     finally:
