@@ -164,3 +164,18 @@ def test_plan_command_outputs() -> None:
     )
     res = runner.invoke(regionmesh_cli, ["etcd-auth", "plan", "--regions", "One"])
     assert res.exit_code == 1 and "'One' is invalid" in res.output
+
+
+def test_address_group_mirrors_add_reads_of_every_region_only_when_asked() -> None:
+    plain = er.build_plan(["one", "two"]).role("neutron-region-one")
+    plan = er.build_plan(["one", "two"], address_group_mirrors=True)
+    n1 = plan.role("neutron-region-one")
+    assert plain is not None and n1 is not None
+    other = keys.resource_key("workloadendpoints", "x", "openstack-region-two")
+    other_np = keys.resource_key("networkpolicies", "ossg.default.sg", "openstack-region-two")
+    assert not allows(plain, er.READ, other)
+    assert allows(n1, er.READ, other) and allows(n1, er.READ, other_np)
+    assert not allows(n1, er.WRITE, other) and not allows(n1, er.WRITE, other_np)
+    assert allows(n1, er.READWRITE, keys.mirror_status_key("one"))
+    assert not allows(n1, er.WRITE, keys.mirror_status_key("two"))
+    assert not allows(n1, er.READ, keys.resource_key("globalnetworkpolicies", "x"))

@@ -21,9 +21,10 @@ from regionmesh.bgp.status import PeerRow
 from regionmesh.cli.context import cli_context, datastore_options, fail
 from regionmesh.datastore import keys
 from regionmesh.datastore.api import Datastore
-from regionmesh.diagnosis.findings import Finding, collect, diagnose
+from regionmesh.diagnosis.findings import Finding, StoreFacts, collect, diagnose
 from regionmesh.errors import ConfigError, RegionmeshError
 from regionmesh.model.regions import region_problem
+from regionmesh.openstack.mirror_worker import mirror_lag
 
 
 def check_config_files(
@@ -201,12 +202,41 @@ def doctor_cmd(ctx: click.Context, out: str, bgp_run_dir: str) -> None:
     store = cli.store()
     try:
         facts = collect(store)
-        findings = diagnose(facts)
+        findings = diagnose(facts) + mirror_findings(facts)
         findings += _etcd_state(store)
     except RegionmeshError as exc:
         fail(f"doctor: cannot read the datastore: {exc}")
     findings += local_bgp_findings(bgp_run_dir)
     print_findings(findings, out, "no problems found")
+
+
+def mirror_findings(facts: StoreFacts) -> list[Finding]:
+    """Address-group mirrors (issue 13) that fell behind the other regions' changes.
+
+    Here rather than in :mod:`regionmesh.diagnosis` because what "behind" means is the
+    Neutron side's rule (:func:`~regionmesh.openstack.mirror_worker.mirror_lag`), and the
+    diagnosis engine sits beside, not above, the Neutron side.
+    """
+    out: list[Finding] = []
+    now = facts.now.timestamp()
+    for status in facts.mirror_status:
+        why = mirror_lag(status, facts.namespace_revisions, now)
+        if why is None:
+            continue
+        region = status.get("region") or "(no region)"
+        out.append(
+            Finding(
+                "address-group-mirrors-out-of-date",
+                f"the address-group mirrors of region {region}",
+                f"region {region}'s Neutron address groups mirroring other regions' security "
+                f"groups may be stale (rules naming them still select the remote VMs live): {why}",
+                f"check region {region}'s neutron-server (periodic workers) and its datastore "
+                "connection; `regionmesh resync` reconciles the mirrors",
+                severity="warning",
+                values=dict(status),
+            )
+        )
+    return out
 
 
 def _etcd_state(store: Datastore) -> list[Finding]:

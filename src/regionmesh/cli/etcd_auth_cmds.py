@@ -39,10 +39,21 @@ _HOSTS_HELP = (
 )
 
 
-def _plan(regions: str, agent_hosts: tuple[str, ...]) -> etcd_roles.Plan:
+_MIRRORS_HELP = (
+    "the Neutron servers keep address-group mirrors ([calico] address_group_mirrors = true): "
+    "let them read every region's WorkloadEndpoints and NetworkPolicies"
+)
+mirrors_option = click.option(
+    "--address-group-mirrors", "mirrors", is_flag=True, help=_MIRRORS_HELP
+)
+
+
+def _plan(regions: str, agent_hosts: tuple[str, ...], mirrors: bool = False) -> etcd_roles.Plan:
     try:
         return etcd_roles.build_plan(
-            etcd_roles.parse_regions(regions), etcd_roles.parse_agent_hosts(agent_hosts)
+            etcd_roles.parse_regions(regions),
+            etcd_roles.parse_agent_hosts(agent_hosts),
+            address_group_mirrors=mirrors,
         )
     except ConfigError as exc:
         fail(f"etcd-auth: {exc}")
@@ -79,12 +90,13 @@ def etcd_auth_group() -> None:
 @etcd_auth_group.command("plan")
 @click.option("--regions", required=True, help=_REGIONS_HELP)
 @click.option("--agent-hosts", multiple=True, metavar="REGION=HOSTS", help=_HOSTS_HELP)
+@mirrors_option
 @click.option(
     "-o", "--output", "out", default="text", type=click.Choice(["text", "json", "yaml", "etcdctl"])
 )
-def plan_cmd(regions: str, agent_hosts: tuple[str, ...], out: str) -> None:
+def plan_cmd(regions: str, agent_hosts: tuple[str, ...], mirrors: bool, out: str) -> None:
     """Print the users, roles and key ranges for REGIONS (nothing is contacted)."""
-    plan = _plan(regions, agent_hosts)
+    plan = _plan(regions, agent_hosts, mirrors)
     if out == "json":
         click.echo(json.dumps(plan.to_dict(), indent=2))
     elif out == "yaml":
@@ -159,6 +171,7 @@ def write_private(path: str, text: str) -> None:
 @click.option(
     "--no-enable", is_flag=True, help="create users and roles but leave authentication as it is"
 )
+@mirrors_option
 @datastore_options
 @click.pass_obj
 def apply_cmd(
@@ -169,12 +182,13 @@ def apply_cmd(
     root_password_file: str | None,
     write_passwords: str | None,
     no_enable: bool,
+    mirrors: bool,
 ) -> None:
     """Create/update the plan's roles and users in etcd, then enable authentication."""
     # the Neutron side's writer (findings) loads only for `etcd-auth apply`
     from regionmesh.openstack.writer import RegionWriter  # noqa: PLC0415
 
-    plan = _plan(regions, agent_hosts)
+    plan = _plan(regions, agent_hosts, mirrors)
     passwords = _read_passwords(password_file)
     root_password = _read_secret(root_password_file, "--root-password-file")
     store = _etcd(cli.store(), "etcd-auth apply")
@@ -363,14 +377,15 @@ def credential_findings(store: EtcdDatastore, plan: etcd_roles.Plan) -> list[Fin
 @click.command("etcd-auth")
 @click.option("--regions", required=True, help=_REGIONS_HELP)
 @click.option("--agent-hosts", multiple=True, metavar="REGION=HOSTS", help=_HOSTS_HELP)
+@mirrors_option
 @click.option("-o", "--output", "out", default="text", type=click.Choice(["text", "json"]))
 @datastore_options
 @click.pass_obj
 def doctor_etcd_auth_cmd(
-    cli: CliContext, regions: str, agent_hosts: tuple[str, ...], out: str
+    cli: CliContext, regions: str, agent_hosts: tuple[str, ...], mirrors: bool, out: str
 ) -> None:
     """Check etcd auth: on, no NOSPACE alarm, users' permissions equal to the plan."""
-    plan = _plan(regions, agent_hosts)
+    plan = _plan(regions, agent_hosts, mirrors)
     store = _etcd(cli.store(), "doctor etcd-auth")
     try:
         findings = etcd_state_findings(store) + credential_findings(store, plan)

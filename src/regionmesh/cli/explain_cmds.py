@@ -24,11 +24,18 @@ from regionmesh.cli.context import CONTEXT, CliContext, cli_context, datastore_o
 from regionmesh.cli.graph_render import render_html, render_svg
 from regionmesh.cli.snapshots import flow_context, read_snapshot
 from regionmesh.cli.verbs import Prepared, prepare
-from regionmesh.cli.views import render_edges, render_explanation, render_matrix, render_what_if
+from regionmesh.cli.views import (
+    render_edges,
+    render_explanation,
+    render_matrix,
+    render_what_if,
+    rule_note,
+)
 from regionmesh.datastore.resource_client import does_not_exist, policy_tier_name
 from regionmesh.errors import RegionmeshError, ValidationError
 from regionmesh.model import Resource
 from regionmesh.model.regions import region_of_namespace
+from regionmesh.policy import FlowVerdict
 from regionmesh.policy.connectivity import compute_connectivity
 from regionmesh.policy.flowspec import (
     FlowCheck,
@@ -134,16 +141,32 @@ def explain_cmd(
         spec = parse_flow_entry(entry)
     except ValidationError as exc:
         fail(f"invalid flow:\n{_option_errors(exc)}")
-    snap, actions = flow_context(cli_context(ctx))
+    resources, snap, actions = flow_context(cli_context(ctx))
     try:
         check = check_flow(snap, spec, endpoint_to_host=actions)
     except ValidationError as exc:
         fail(f"cannot explain {spec.describe()}:\n{_option_errors(exc)}")
     if out == "json":
         doc = {"verdict": check.outcome, **check.verdict.to_dict()}
+        notes = _json_notes(resources, check.verdict)
+        if notes:
+            doc["notes"] = notes
         click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(render_explanation(check.verdict))
+        click.echo(render_explanation(check.verdict, resources))
+
+
+def _json_notes(resources: list[Resource], verdict: FlowVerdict) -> list[dict[str, Any]]:
+    notes = []
+    for direction, dv in (("egress", verdict.egress), ("ingress", verdict.ingress)):
+        for step in dv.trace if dv is not None else ():
+            note = rule_note(resources, direction, step)
+            if note and step.policy is not None:
+                notes.append(
+                    {"direction": direction, "policy": step.policy.to_dict(),
+                     "ruleIndex": step.rule_index, "note": note}
+                )  # fmt: skip
+    return notes
 
 
 # ----------------------------------------------------------------------------- verify
@@ -172,7 +195,7 @@ def run_verify(cli: CliContext, filename: str, out: str) -> None:
     """Check every flow of a verify file; exit 1 on an error or any unexpected verdict."""
     text = _read_text(filename)
     indexed, errors = load_flow_file_partial(text, filename)
-    snap, actions = flow_context(cli)
+    _resources, snap, actions = flow_context(cli)
     for i, spec in indexed:  # unknown endpoints etc. are reported with the syntax problems
         try:
             resolve_flow(snap, spec, f"[{i}]")

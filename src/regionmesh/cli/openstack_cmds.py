@@ -112,10 +112,19 @@ def resync_cmd(
             result = _with_progress(writer, source, scope, dry_run)
         else:
             result = resync_mod.resync(writer, source, scope, dry_run=dry_run)
+        mirrors = _mirrors(store, plugin, context, opts, scope, dry_run)
     finally:
         store.close()
+    mirrors_ok = mirrors is None or mirrors.ok
     if out == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        doc = result.to_dict()
+        if mirrors is not None:
+            doc["addressGroupMirrors"] = {
+                "mirrors": mirrors.mirrors, "dryRun": mirrors.dry_run, "ok": mirrors.ok,
+                "actions": [str(a) for a in mirrors.actions],
+                "failed": [f"{a}: {why}" for a, why in mirrors.failed],
+            }  # fmt: skip
+        click.echo(json.dumps(doc, indent=2))
     else:
         console = Console()
         console.print(_phase_table(result))
@@ -128,10 +137,36 @@ def resync_cmd(
                 console.print(f"  {p.kind}: {message}")
         if result.error:
             console.print(f"[red]error:[/red] {result.error}")
+        if mirrors is not None:
+            verb = "would" if mirrors.dry_run else "done:"
+            console.print(f"address-group mirrors: {mirrors.mirrors} wanted")
+            for action in mirrors.actions:
+                console.print(f"  mirrors: {verb} {action}")
+            for action, why in mirrors.failed:
+                console.print(f"  mirrors: [red]refused[/red] {action}: {why}")
         console.print(
             f"{'in sync' if result.in_sync else 'drift found'}; total {result.total_ms:.0f} ms"
         )
-    raise SystemExit(0 if result.ok else 1)
+    raise SystemExit(0 if result.ok and mirrors_ok else 1)
+
+
+def _mirrors(
+    store: Any, plugin: Any, context: Any, opts: Any, scope: resync_mod.Scope, dry_run: bool
+) -> Any:
+    """Reconcile this region's address-group mirrors (issue 13) on a full resync, when on."""
+    if not opts.address_group_mirrors or not scope.everything:
+        return None
+    from regionmesh.openstack import address_groups, neutron_db
+    from regionmesh.openstack.mirror_worker import load_view
+
+    wanted = load_view(store).wanted(
+        opts.openstack_region, opts.address_group_mirror_regions or None
+    )
+    backend = neutron_db.NeutronAddressGroups(plugin, context)
+    try:
+        return address_groups.reconcile(wanted, backend, dry_run=dry_run)
+    except RegionmeshError as exc:
+        fail(f"resync: address-group mirrors: {exc}")
 
 
 def _with_progress(

@@ -50,14 +50,17 @@ def endpoint_to_host_actions(client: ResourceClient) -> Callable[[str], str]:
     return lambda node: by_name.get(f"node.{node}", fallback)
 
 
-def flow_context(cli: CliContext) -> tuple[Snapshot, Callable[[str], str]]:
-    """The snapshot and the per-node endpoint-to-host action; exit 1 if the store fails."""
-    _resources, snap = read_snapshot(cli)
+def flow_context(
+    cli: CliContext,
+) -> tuple[list[Resource], Snapshot, Callable[[str], str]]:
+    """The resources, their snapshot and the per-node endpoint-to-host action; exit 1 if the
+    store fails."""
+    resources, snap = read_snapshot(cli)
     try:
         actions = endpoint_to_host_actions(cli.client())
     except RegionmeshError as exc:
         fail(f"cannot read resources from the datastore: {exc}")
-    return snap, actions
+    return resources, snap, actions
 
 
 def read_snapshot(cli: CliContext) -> tuple[list[Resource], Snapshot]:

@@ -7,18 +7,47 @@ commands (:mod:`.explain_cmds`) and the demo (:mod:`.demo`). SVG/HTML drawing is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from regionmesh.model import Resource
+from regionmesh.openstack.address_groups import describe_mirror_annotations
 from regionmesh.policy import DirectionVerdict, FlowVerdict
 from regionmesh.policy.connectivity import Connectivity, protocol_name
+from regionmesh.policy.trace import TraceStep
 from regionmesh.policy.whatif import FlowChange, WhatIf
 
 
-def _direction_lines(title: str, verdict: DirectionVerdict | None) -> list[str]:
+def rule_note(resources: Iterable[Resource], direction: str, step: TraceStep) -> str | None:
+    """What a matched rule stands for when that is not in its selector: for a rule translated
+    from an address-group mirror, the group and the remote SG/region it mirrors."""
+    if step.policy is None or step.rule_index is None:
+        return None
+    for res in resources:
+        meta = res.metadata
+        if (
+            res.kind == step.policy.kind
+            and meta.name == step.policy.name
+            and (getattr(meta, "namespace", "") or "") == step.policy.namespace
+        ):
+            spec = getattr(res, "spec", None)
+            rules = getattr(spec, "ingress" if direction == "ingress" else "egress", None)
+            if not rules or step.rule_index >= len(rules):
+                return None
+            rule_meta = rules[step.rule_index].metadata
+            return describe_mirror_annotations(rule_meta.annotations) if rule_meta else None
+    return None
+
+
+def _direction_lines(
+    title: str, verdict: DirectionVerdict | None, resources: Iterable[Resource] = ()
+) -> list[str]:
     if verdict is None:
         return [f"{title}: not a Calico endpoint, not policed"]
     lines = [f"{title} of {verdict.endpoint}: {verdict.action.upper()}"]
     for step in verdict.trace:
         where = f"[tier {step.tier}] " if step.tier else ""
-        lines.append(f"  - {where}{step.message}")
+        note = rule_note(resources, str(verdict.direction), step)
+        lines.append(f"  - {where}{step.message}" + (f" ({note})" if note else ""))
     return lines
 
 
@@ -33,15 +62,18 @@ def _flow_line(verdict: FlowVerdict) -> str:
     return f"{proto}{extra} {src} → {dst}"
 
 
-def render_explanation(verdict: FlowVerdict) -> str:
-    """The readable explanation of one verdict (used by explain and the demo)."""
+def render_explanation(verdict: FlowVerdict, resources: Iterable[Resource] = ()) -> str:
+    """The readable explanation of one verdict (used by explain and the demo); with the
+    ``resources`` the verdict was computed from, matched rules translated from an address
+    group name it."""
+    resources = list(resources)
     lines = [
         f"flow:    {_flow_line(verdict)}",
         f"verdict: {'ALLOW' if verdict.allowed else 'DENY'}",
         "",
     ]
-    lines += _direction_lines("egress", verdict.egress)
-    lines += _direction_lines("ingress", verdict.ingress)
+    lines += _direction_lines("egress", verdict.egress, resources)
+    lines += _direction_lines("ingress", verdict.ingress, resources)
     return "\n".join(lines)
 
 

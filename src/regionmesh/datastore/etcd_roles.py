@@ -242,8 +242,13 @@ def cluster_singletons() -> list[str]:
     ]
 
 
-def neutron_grants(region: str) -> tuple[Grant, ...]:
-    """What region ``region``'s Neutron servers (ML2 driver, ``regionmesh resync``) need."""
+def neutron_grants(region: str, *, address_group_mirrors: bool = False) -> tuple[Grant, ...]:
+    """What region ``region``'s Neutron servers (ML2 driver, ``regionmesh resync``) need.
+
+    With ``address_group_mirrors`` (``[calico] address_group_mirrors = true``) also read access
+    to every region's WorkloadEndpoints and NetworkPolicies and its mirror status key: the
+    mirrors are built from other regions' VM inventories, which a Neutron server may
+    otherwise not read."""
     ns = region_namespace(region)
     p = KeyRange.prefix
     k = KeyRange.single
@@ -266,6 +271,20 @@ def neutron_grants(region: str) -> tuple[Grant, ...]:
         Grant(READ, p(keys.DHCP_V2_PREFIX), "every region's DHCP subnets (overlap guard)"),
         Grant(READ, p(keys.SUBNET_REGISTRY_PREFIX), "every region's subnet claims (overlap guard)"),
     ]
+    if address_group_mirrors:
+        grants += [
+            Grant(
+                READ,
+                p(keys.resource_prefix(WEP)),
+                "every region's WorkloadEndpoints (address-group mirrors of their SGs)",
+            ),
+            Grant(
+                READ,
+                p(keys.resource_prefix(NP)),
+                "every region's NetworkPolicies (which SGs exist, for the mirrors)",
+            ),
+            Grant(READWRITE, k(keys.mirror_status_key(region)), "its address-group mirror status"),
+        ]
     grants += [
         Grant(READ, k(key), "checks the operator set these up (written by etcd-auth apply)")
         for key in cluster_singletons()
@@ -334,10 +353,15 @@ def parse_regions(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def build_plan(
-    regions: Sequence[str], agent_hosts: Mapping[str, Sequence[str]] | None = None
+    regions: Sequence[str],
+    agent_hosts: Mapping[str, Sequence[str]] | None = None,
+    *,
+    address_group_mirrors: bool = False,
 ) -> Plan:
     """The roles of a cloud of ``regions``; ``agent_hosts[r]`` gives region r per-host agent
-    users (one role per host, writing only ``…/host/<hostname>/``) instead of one shared one."""
+    users (one role per host, writing only ``…/host/<hostname>/``) instead of one shared one;
+    ``address_group_mirrors`` adds what the Neutron servers' mirrors read (see
+    :func:`neutron_grants`)."""
     regions = parse_regions(regions)
     agent_hosts = dict(agent_hosts or {})
     unknown = sorted(set(agent_hosts) - set(regions))
@@ -345,7 +369,8 @@ def build_plan(
         raise ConfigError(f"--agent-hosts: region(s) {', '.join(unknown)} not in --regions")
     roles: list[Role] = []
     for r in regions:
-        roles.append(Role(neutron_user(r), NEUTRON, r, neutron_grants(r)))
+        grants = neutron_grants(r, address_group_mirrors=address_group_mirrors)
+        roles.append(Role(neutron_user(r), NEUTRON, r, grants))
         hosts = list(agent_hosts.get(r, ()))
         if hosts:
             for h in hosts:

@@ -229,6 +229,15 @@ def findings_prefix(region: str | None, kind: str | None = None) -> str:
     return prefix + (f"{_segment(kind, 'finding kind')}/" if kind else "")
 
 
+MIRROR_STATUS_PREFIX = REGIONMESH_PREFIX + "mirrors/"
+
+
+def mirror_status_key(region: str | None) -> str:
+    """``/calico/regionmesh/v1/mirrors/<region_string>``: the status of the region's
+    address-group mirrors (written by its master, read by doctor)."""
+    return MIRROR_STATUS_PREFIX + region_string(region)
+
+
 def finding_key(region: str | None, kind: str, subject: str) -> str:
     """``/calico/regionmesh/v1/findings/<region_string>/<kind>/<subject>``."""
     return findings_prefix(region, kind) + subject

@@ -105,6 +105,10 @@ class StoreFacts:
     heartbeats: list[Heartbeat] = field(default_factory=list)
     subnets: list[Subnet] = field(default_factory=list)
     recorded: list[dict[str, Any]] = field(default_factory=list)
+    mirror_status: list[dict[str, Any]] = field(default_factory=list)
+    """The address-group mirror status records (``/calico/regionmesh/v1/mirrors/…``)."""
+    namespace_revisions: dict[str, int] = field(default_factory=dict)
+    """Highest mod_revision of WorkloadEndpoints and NetworkPolicies per namespace."""
     size_bytes: int = 0
     quota_bytes: int = ETCD_DEFAULT_QUOTA
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -426,6 +430,17 @@ def _json(value: bytes) -> Any:
 def collect(store: Datastore) -> StoreFacts:
     """Read the facts :func:`diagnose` needs from a datastore."""
     facts = StoreFacts()
+    for kv in store.list(keys.MIRROR_STATUS_PREFIX).items:
+        status = _json(kv.value)
+        if isinstance(status, dict):
+            facts.mirror_status.append(status)
+    for kv in [*store.list(WEP_PREFIX).items, *store.list(NP_PREFIX).items]:
+        ns_parsed = keys.parse_resource_key(kv.key)
+        if ns_parsed is not None and ns_parsed[1]:
+            space = ns_parsed[1]
+            facts.namespace_revisions[space] = max(
+                facts.namespace_revisions.get(space, 0), kv.mod_revision
+            )
     for kv in store.list(WEP_PREFIX).items:
         parsed = keys.parse_resource_key(kv.key)
         doc = _json(kv.value)

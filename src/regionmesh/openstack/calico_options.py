@@ -65,6 +65,27 @@ OPTIONS = [
         choices=["always", "never"],
         help="Whether the elected master resyncs the region from Neutron when it takes over.",
     ),
+    cfg.BoolOpt(
+        "address_group_mirrors",
+        default=False,
+        help="regionmesh: keep, in this region's Neutron, one address group per security "
+        "group of every other region (named <region>.<sg name>, owned by project "
+        "'regionmesh', shared with every project), so tenants can write cross-region rules "
+        "with --remote-address-group. Cost: one address group per remote security group; with etcd authentication the Neutron user needs `etcd-auth apply --address-group-mirrors`.",
+    ),
+    cfg.ListOpt(
+        "address_group_mirror_regions",
+        default=[],
+        help="regionmesh: the regions whose security groups are mirrored (empty: every "
+        "other region that shares the datastore).",
+    ),
+    cfg.IntOpt(
+        "address_group_mirror_interval",
+        default=10,
+        min=1,
+        help="regionmesh: seconds between full checks of the mirrors (restores mirrors "
+        "edited or deleted by hand); changes in other regions are followed at once.",
+    ),
     cfg.StrOpt(
         "elector_name",
         help="Name used in the election key value <name>:<pid> (default: the hostname).",
@@ -103,6 +124,9 @@ class CalicoOptions:
     felix_status_interval: int = 5
     startup_resync: bool = True
     elector_name: str | None = None
+    address_group_mirrors: bool = False
+    address_group_mirror_regions: tuple[str, ...] = ()
+    address_group_mirror_interval: int = 10
     etcd_compaction_period_mins: int = 60
     etcd_compaction_min_revisions: int = 1000
 
@@ -136,6 +160,13 @@ def load_options(conf: Any = None) -> CalicoOptions:
         felix_status_interval=int(group.felix_status_interval),
         startup_resync=group.startup_resync != "never",
         elector_name=group.elector_name or None,
+        address_group_mirrors=bool(group.address_group_mirrors),
+        address_group_mirror_regions=tuple(
+            validate_region(r.strip(), option=f"[{GROUP}] address_group_mirror_regions") or ""
+            for r in group.address_group_mirror_regions or ()
+            if r.strip()
+        ),
+        address_group_mirror_interval=int(group.address_group_mirror_interval),
         etcd_compaction_period_mins=int(group.etcd_compaction_period_mins),
         etcd_compaction_min_revisions=int(group.etcd_compaction_min_revisions),
     )

@@ -118,6 +118,8 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
         registry.subscribe(
             self._check_security_group_rule, resources.SECURITY_GROUP_RULE, events.PRECOMMIT_CREATE
         )
+        for event in (events.AFTER_UPDATE, events.AFTER_DELETE):
+            registry.subscribe(self._on_address_group, resources.ADDRESS_GROUP, event)
 
     def _check_credentials(self) -> None:
         """Refuse to start when etcd rejects the configured user or password (a wrong password
@@ -290,6 +292,25 @@ class RegionmeshMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
             sg_id = state.get("security_group_id")
         if sg_id:
             self._sync_security_group(payload.context, sg_id)
+
+    def _on_address_group(
+        self, resource: str, event: str, trigger: Any, payload: Any = None
+    ) -> None:
+        """An address group changed or went: rewrite, at once, every policy that uses it
+        (a deleted group's rules are left out: fail closed)."""
+        if payload is None or not payload.resource_id:
+            return
+        admin = n_context.get_admin_context()
+        try:
+            sg_ids = neutron_db.security_groups_using_address_group(
+                directory.get_plugin(), admin, payload.resource_id
+            )
+        except RegionmeshError:
+            LOG.exception("regionmesh: cannot find the rules of address group %s",
+                          payload.resource_id)  # fmt: skip
+            return
+        for sg_id in sg_ids:
+            self._sync_security_group(admin, sg_id)
 
     def _sync_security_group(self, context: Any, sg_id: str) -> None:
         try:

@@ -27,6 +27,13 @@ from oslo_config import cfg
 from oslo_db import exception as db_exc
 
 from regionmesh.errors import ConfigError, NeutronUnavailable
+from regionmesh.openstack.address_groups import (
+    MIRROR_PROJECT,
+    AddressGroupRecord,
+    MirrorConflict,
+    MirroredGroup,
+    parse_mirror,
+)
 from regionmesh.openstack.records import (
     FixedIP,
     FloatingIP,
@@ -167,7 +174,9 @@ def read_address_groups(
 ) -> dict[str, list[str]]:
     """``{address_group_id: [cidr, ...]}`` for the address groups ``rules`` reference.
 
-    A group that cannot be read is left out, so translating its rule fails (closed).
+    A group that cannot be read is left out, so translating its rule fails (closed). One of
+    regionmesh's mirrors of another region's security group is a
+    :class:`~regionmesh.openstack.address_groups.MirroredGroup` (translated to a selector).
     """
     groups: dict[str, list[str]] = {}
     for ag_id in sorted({r.remote_address_group_id for r in rules if r.remote_address_group_id}):
@@ -175,8 +184,133 @@ def read_address_groups(
             ag = plugin.get_address_group(context, ag_id)
         except (n_exc.NotFound, AttributeError):
             continue
-        groups[ag_id] = [str(a) for a in ag.get("addresses") or ()]
+        groups[ag_id] = address_group_value(ag)
     return groups
+
+
+def address_group_value(ag: Mapping[str, Any]) -> list[str]:
+    """An address group dict as translation takes it: its CIDRs, or a MirroredGroup."""
+    addresses = [str(a) for a in ag.get("addresses") or ()]
+    ref = parse_mirror(ag.get("project_id") or ag.get("tenant_id"), ag.get("description"))
+    if ref is None:
+        return addresses
+    return MirroredGroup(addresses, ref=ref, group_id=ag["id"], name=ag.get("name") or "")
+
+
+def security_groups_using_address_group(plugin: Any, context: Any, ag_id: str) -> list[str]:
+    """The ids of the security groups with a rule naming address group ``ag_id``."""
+    with translated(f"rules of address group {ag_id}"):
+        rules = plugin.get_security_group_rules(
+            context, filters={"remote_address_group_id": [ag_id]}, fields=["security_group_id"]
+        )
+    return sorted({r["security_group_id"] for r in rules})
+
+
+class NeutronAddressGroups:
+    """The :class:`~regionmesh.openstack.address_groups.MirrorBackend` over the ML2 plugin
+    (which is Neutron's address-group DB mixin) and its RBAC mixin, as admin.
+
+    Neutron's refusals of a lost race (addresses already there / absent, group gone or in
+    use, duplicate RBAC entry) become :class:`~regionmesh.openstack.address_groups.
+    MirrorConflict`; any other failure :class:`~regionmesh.errors.NeutronUnavailable`.
+    """
+
+    def __init__(self, plugin: Any, context: Any) -> None:
+        self.plugin = plugin
+        self.context = context
+
+    @contextlib.contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (n_exc.NotFound, n_exc.Conflict, n_exc.InUse, n_exc.BadRequest) as exc:
+            raise MirrorConflict(f"Neutron refused to {what}: {exc}") from exc
+        except _NEUTRON_ERRORS as exc:
+            raise NeutronUnavailable(f"cannot {what} in Neutron: {exc}") from exc
+
+    def address_groups(self) -> list[AddressGroupRecord]:
+        with self._call("list the mirror project's address groups"):
+            groups = self.plugin.get_address_groups(
+                self.context, filters={"project_id": [MIRROR_PROJECT]}
+            )
+            shared: set[str] = set()
+            if groups:
+                shared = {
+                    p["object_id"]
+                    for p in self.plugin.get_rbac_policies(
+                        self.context,
+                        filters={
+                            "object_type": ["address_group"],
+                            "object_id": [g["id"] for g in groups],
+                            "action": ["access_as_shared"],
+                            "target_project": ["*"],
+                        },
+                    )
+                }
+        return [
+            AddressGroupRecord(
+                id=g["id"],
+                name=g.get("name") or "",
+                description=g.get("description") or "",
+                addresses=tuple(str(a) for a in g.get("addresses") or ()),
+                shared=g["id"] in shared,
+                project_id=g.get("project_id") or "",
+            )
+            for g in groups
+        ]
+
+    def in_use(self, group_ids: Collection[str]) -> set[str]:
+        if not group_ids:
+            return set()
+        with self._call("read the rules using mirrors"):
+            rules = self.plugin.get_security_group_rules(
+                self.context,
+                filters={"remote_address_group_id": list(group_ids)},
+                fields=["remote_address_group_id"],
+            )
+        return {r["remote_address_group_id"] for r in rules}
+
+    def create(self, name: str, description: str, addresses: Collection[str]) -> str:
+        body = {
+            "address_group": {
+                "name": name,
+                "description": description,
+                "project_id": MIRROR_PROJECT,
+                "addresses": list(addresses),
+            }
+        }
+        with self._call(f"create address group {name}"):
+            return str(self.plugin.create_address_group(self.context, body)["id"])
+
+    def add_addresses(self, group_id: str, addresses: Collection[str]) -> None:
+        with self._call(f"add addresses to address group {group_id}"):
+            self.plugin.add_addresses(self.context, group_id, {"addresses": list(addresses)})
+
+    def remove_addresses(self, group_id: str, addresses: Collection[str]) -> None:
+        with self._call(f"remove addresses from address group {group_id}"):
+            self.plugin.remove_addresses(self.context, group_id, {"addresses": list(addresses)})
+
+    def update(self, group_id: str, name: str, description: str) -> None:
+        body = {"address_group": {"name": name, "description": description}}
+        with self._call(f"update address group {group_id}"):
+            self.plugin.update_address_group(self.context, group_id, body)
+
+    def share(self, group_id: str) -> None:
+        body = {
+            "rbac_policy": {
+                "object_type": "address_group",
+                "object_id": group_id,
+                "action": "access_as_shared",
+                "target_tenant": "*",
+                "project_id": MIRROR_PROJECT,
+            }
+        }
+        with self._call(f"share address group {group_id}"):
+            self.plugin.create_rbac_policy(self.context, body)
+
+    def delete(self, group_id: str) -> None:
+        with self._call(f"delete address group {group_id}"):
+            self.plugin.delete_address_group(self.context, group_id)
 
 
 def subnet_from_dict(subnet: Mapping[str, Any]) -> NeutronSubnet:

@@ -23,6 +23,7 @@ from regionmesh.errors import FieldError, TranslationError, ValidationError
 from regionmesh.model import NetworkPolicy, codec, validation
 from regionmesh.model.kinds import API_VERSION
 from regionmesh.model.regions import region_namespace
+from regionmesh.openstack.address_groups import MirroredGroup, mirror_rule_annotations
 from regionmesh.openstack.endpoints import SG_LABEL_PREFIX
 from regionmesh.openstack.records import NeutronRule, NeutronSecurityGroup
 
@@ -191,6 +192,33 @@ def _rule_nets(
     return None
 
 
+def _mirror(rule: NeutronRule, address_groups: Mapping[str, Iterable[str]]) -> MirroredGroup | None:
+    """The mirror a rule's address group is (see :mod:`.address_groups`), or None."""
+    if rule.remote_address_group_id is None or rule.remote_ip_prefix is not None:
+        return None
+    group = address_groups.get(rule.remote_address_group_id)
+    return group if isinstance(group, MirroredGroup) else None
+
+
+def mirror_entity(mirror: MirroredGroup) -> dict[str, str]:
+    """The rule side that selects a mirrored SG's endpoints, live, in its own region.
+
+    ``namespaceSelector: all()`` lifts the NetworkPolicy's own-namespace limit (Calico
+    rewrites it to ``has(projectcalico.org/namespace)``, policy-model.md §2.3) and the
+    selector names the remote region's namespace through the ``projectcalico.org/namespace``
+    label every endpoint carries, so Felix and regionmesh's evaluator select exactly the
+    remote SG's members in the remote region (a ``namespaceSelector`` on
+    ``projectcalico.org/name`` would match nothing: OpenStack endpoints have no ``pcns.*``
+    labels).
+    """
+    namespace = region_namespace(mirror.ref.region)
+    return {
+        "selector": f"{sg_selector(mirror.ref.sg_id)} && "
+        f"projectcalico.org/namespace == '{namespace}'",
+        "namespaceSelector": "all()",
+    }
+
+
 def rule_to_calico(
     rule: NeutronRule, address_groups: Mapping[str, Iterable[str]] | None = None
 ) -> dict[str, Any] | None:
@@ -218,7 +246,13 @@ def rule_to_calico(
     entity: dict[str, Any] = {}
     if rule.remote_group_id is not None:
         entity["selector"] = sg_selector(rule.remote_group_id)
-    nets = _rule_nets(rule, ip_version, address_groups or {})
+    mirror = _mirror(rule, address_groups or {})
+    if mirror is not None:
+        entity.update(mirror_entity(mirror))
+        out["metadata"] = {"annotations": mirror_rule_annotations(mirror)}
+        nets = None
+    else:
+        nets = _rule_nets(rule, ip_version, address_groups or {})
     if nets is not None:
         if not nets:
             return None

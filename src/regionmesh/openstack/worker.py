@@ -34,6 +34,7 @@ from regionmesh.openstack import neutron_db, resync
 from regionmesh.openstack.calico_options import CalicoOptions, datastore_url
 from regionmesh.openstack.compaction import Compactor
 from regionmesh.openstack.election import Elector
+from regionmesh.openstack.mirror_worker import MirrorWorker
 from regionmesh.openstack.status import StatusWatcher
 from regionmesh.openstack.writer import RegionWriter
 
@@ -62,6 +63,10 @@ class Shared:
             return self._writer
 
 
+def _mirror_backend() -> neutron_db.NeutronAddressGroups:
+    return neutron_db.NeutronAddressGroups(directory.get_plugin(), n_context.get_admin_context())
+
+
 class RegionmeshWorker(n_worker.BaseWorker):
     """The driver's background roles, run by ``neutron-periodic-workers`` (never the API).
 
@@ -80,6 +85,7 @@ class RegionmeshWorker(n_worker.BaseWorker):
         self._elector: Elector | None = None
         self._elector_thread: threading.Thread | None = None
         self._watcher: StatusWatcher | None = None
+        self._mirrors: MirrorWorker | None = None
         self._compactor: Compactor | None = None
         self._stores: list[Datastore] = []
 
@@ -113,6 +119,7 @@ class RegionmeshWorker(n_worker.BaseWorker):
                     refresh_interval=float(self._shared.opts.felix_status_interval),
                 )  # fmt: skip
                 self._watcher.start()
+                self._start_mirrors()
                 opts = self._shared.opts
                 if opts.etcd_compaction_period_mins > 0:
                     self._compactor = Compactor(
@@ -130,6 +137,24 @@ class RegionmeshWorker(n_worker.BaseWorker):
                 if self._compactor is not None:
                     self._compactor.stop()
                     self._compactor = None
+                self._stop_mirrors()
+
+    def _start_mirrors(self) -> None:
+        """The address-group mirrors of the other regions' SGs (issue 13), master only."""
+        opts = self._shared.opts
+        if not opts.address_group_mirrors or self._mirrors is not None:
+            return
+        self._mirrors = MirrorWorker(
+            self._store(), opts.openstack_region, _mirror_backend,
+            regions=opts.address_group_mirror_regions or None,
+            interval=float(opts.address_group_mirror_interval),
+        )  # fmt: skip
+        self._mirrors.start()
+
+    def _stop_mirrors(self) -> None:
+        if self._mirrors is not None:
+            self._mirrors.stop()
+            self._mirrors = None
 
     def _startup_resync(self) -> None:
         plugin = directory.get_plugin()
@@ -191,6 +216,7 @@ class RegionmeshWorker(n_worker.BaseWorker):
             if self._watcher is not None:
                 self._watcher.stop()
                 self._watcher = None
+            self._stop_mirrors()
             if self._compactor is not None:
                 self._compactor.stop()
                 self._compactor = None
