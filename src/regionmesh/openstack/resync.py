@@ -32,6 +32,10 @@ created or updated is first decoded and validated by the model, so a translation
 refuse is counted as an error and not written (the bytes written are the compared document's,
 identical to the typed resource's layout). Comparing (step 3) works on the documents, so
 a steady resync builds no model objects. This module imports neither Neutron nor oslo.
+
+Kept as one module on purpose (just over 500 lines): the three phases share one plan/compare/
+repair loop whose safety rules (read etcd first, CAS at the revision read, bulk creates that
+fall back per key) are only checkable in one place.
 """
 
 from __future__ import annotations
