@@ -25,6 +25,10 @@ datastore, everything about those mirrors:
   remote SG's endpoints instead of a copy of its addresses.
 
 Watching the datastore and running the loop is :mod:`regionmesh.openstack.mirror_worker`'s.
+
+Kept as one module on purpose (over 500 lines): naming, wanting, planning and applying
+mirrors are one decision procedure over one data shape; apart, the rules that keep an
+operator's address group from ever being taken for a mirror would live in several places.
 """
 
 from __future__ import annotations
