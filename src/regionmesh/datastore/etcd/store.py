@@ -376,6 +376,14 @@ class EtcdDatastore:
             idempotent=False,
         )
 
+    def _holding(self, key: str, value: bytes, lease: int) -> int | None:
+        """The key's mod revision if it holds ``value`` on ``lease`` (a create or put whose
+        outcome was unknown took effect), else None."""
+        kv = self.get(key)
+        if kv is not None and kv.value == value and kv.lease == lease:
+            return kv.mod_revision
+        return None
+
     def create(self, key: str, value: bytes, *, lease: int = 0) -> int:
         """``If version(key) == 0 Then Put``; AlreadyExists otherwise."""
         k = _b64(key.encode())
@@ -393,13 +401,7 @@ class EtcdDatastore:
                 raise AlreadyExists(f"key already exists: {key}")
             return int(result["header"]["revision"])
 
-        def applied() -> int | None:
-            kv = self.get(key)
-            if kv is not None and kv.value == value and kv.lease == lease:
-                return kv.mod_revision
-            return None
-
-        return self._settle(f"create {key}", attempt, applied)
+        return self._settle(f"create {key}", attempt, lambda: self._holding(key, value, lease))
 
     def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
         """Create many keys, each only if absent; per item its revision, or None if it existed.
@@ -552,13 +554,7 @@ class EtcdDatastore:
             result = self._post("/kv/put", payload, idempotent=False)
             return int(result["header"]["revision"])
 
-        def applied() -> int | None:
-            kv = self.get(key)
-            if kv is not None and kv.value == value and kv.lease == lease:
-                return kv.mod_revision
-            return None
-
-        return self._settle(f"put {key}", attempt, applied)
+        return self._settle(f"put {key}", attempt, lambda: self._holding(key, value, lease))
 
     def delete(self, key: str, *, revision: int | None = None) -> int:
         """Delete one key (``If mod_revision == revision`` when given); NotFound if absent."""
